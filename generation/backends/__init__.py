@@ -1,0 +1,1 @@
+"""Model backends: one protocol (base.Backend), chosen by the SLUICE_BACKEND dotted path."""

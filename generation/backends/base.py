@@ -1,0 +1,64 @@
+"""The backend protocol: tokenize a prompt, then generate one text piece per token on a slot."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Sampling options for one generation; temperature 0 means greedy."""
+
+    max_tokens: int
+    temperature: float = 0.8
+    top_p: float = 0.95
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a record says about the model: a name and a version (the file's SHA-256)."""
+
+    name: str
+    version: str
+    context_length: int
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+class BackendError(Exception):
+    """A model failure. Its message is operational only, never prompt or output text."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A loaded model with `slot_count` independent contexts sharing its weights.
+
+    `generate` runs in a worker thread and yields one str per generated token (empty
+    while a multi-byte character is incomplete). It checks `cancel` between prompt
+    batches and returns early when it is set; the caller checks it before each token.
+    A slot is used by one generation at a time. `cache_owner` names the caller: a
+    backend may reuse cached prompt state only for the same owner.
+    """
+
+    info: ModelInfo
+    slot_count: int
+
+    @classmethod
+    def from_settings(cls, settings) -> "Backend": ...
+
+    def tokenize(self, text: str) -> list[int]: ...
+
+    def generate(
+        self,
+        *,
+        slot: int,
+        prompt_tokens: Sequence[int],
+        params: SamplingParams,
+        cancel: threading.Event,
+        cache_owner: str | None = None,
+    ) -> Iterator[str]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,78 @@
+"""The native stream's events (design §2). Transports render them; nothing else does."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Event:
+    name = "event"
+    terminal = False
+
+    def data(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Accepted(Event):
+    request_id: str
+    model: str
+    queue_position: int
+    name = "accepted"
+
+
+@dataclass(frozen=True)
+class Queued(Event):
+    position: int
+    name = "queued"
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    queue_ms: int
+    name = "started"
+
+
+@dataclass(frozen=True)
+class Delta(Event):
+    text: str
+    name = "delta"
+
+
+@dataclass(frozen=True)
+class Done(Event):
+    finish_reason: str
+    usage: dict
+    timings: dict
+    name = "done"
+    terminal = True
+
+
+@dataclass(frozen=True)
+class Cancelled(Event):
+    reason: str
+    name = "cancelled"
+    terminal = True
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    """A terminal failure. `message` is a fixed, safe sentence: never payload text."""
+
+    code: str
+    message: str
+    name = "error"
+    terminal = True
+
+    def data(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class TimedOut(Error):
+    """A timeout ends the stream as an error event that also names its source."""
+
+    timeout_source: str = ""
+
+    def data(self) -> dict:
+        return {"code": self.code, "message": self.message, "timeout_source": self.timeout_source}

@@ -1,0 +1,40 @@
+"""HTTP plumbing shared by the API views: JSON errors and caller authentication."""
+from __future__ import annotations
+
+from django.http import JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+
+from . import services
+from .validation import RequestInvalid
+
+
+def api_error(status: int, code: str, message: str, *, param: str | None = None, headers=None) -> JsonResponse:
+    """The native error shape: {"error": {"code", "message"[, "param"]}}."""
+    error = {"code": code, "message": message}
+    if param:
+        error["param"] = param
+    return JsonResponse({"error": error}, status=status, headers=headers)
+
+
+async def authenticate(request) -> services.Caller:
+    """A Bearer API key, or a signed-in session with a valid CSRF token (the editor pages).
+
+    Raises RequestInvalid(401) when neither is present, (403) on a failed CSRF check.
+    """
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, raw_key = header.partition(" ")
+        if scheme.lower() != "bearer" or not raw_key.strip():
+            raise RequestInvalid(401, "unauthorized", "Use 'Authorization: Bearer <API key>'.")
+        api_key = await services.api_key_authenticate(raw_key=raw_key.strip())
+        if api_key is None:
+            raise RequestInvalid(401, "unauthorized", "The API key is not valid or has been revoked.")
+        return services.Caller(user_id=api_key.user_id, api_key_id=api_key.pk)
+    user = await request.auser()
+    if user.is_authenticated:
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            rejection = CsrfViewMiddleware(lambda _request: None).process_view(request, None, (), {})
+            if rejection is not None:
+                raise RequestInvalid(403, "csrf_failed", "CSRF verification failed. Reload the page and try again.")
+        return services.Caller(user_id=user.pk)
+    raise RequestInvalid(401, "unauthorized", "Authentication required: send 'Authorization: Bearer <API key>'.")

@@ -1,0 +1,23 @@
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from generation.services import api_key_create
+
+
+class Command(BaseCommand):
+    help = "Create an API key and print it once. Only its hash is stored."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--name", required=True, help="What the key is for, e.g. 'catalogue-sync'.")
+        parser.add_argument("--user", help="Username that owns the key (optional).")
+
+    def handle(self, *args, name, user=None, **options):
+        owner = None
+        if user:
+            try:
+                owner = get_user_model().objects.get(username=user)
+            except get_user_model().DoesNotExist:
+                raise CommandError(f"No user named {user!r}.") from None
+        api_key, raw_key = api_key_create(name=name, user=owner)
+        self.stderr.write(f"Created API key '{api_key.name}' (prefix {api_key.prefix}). It is shown only once:")
+        self.stdout.write(raw_key)

@@ -1,0 +1,114 @@
+"""Operational records. A Generation holds the shape of a request, never its text."""
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class ApiKey(models.Model):
+    """An API credential. Only a SHA-256 of the key and a short public prefix are stored."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, help_text="Public part shown in listings.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="api_keys"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Generation(models.Model):
+    """One generation request's lifecycle, written at accept, start and finish only."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        CANCELLED = "cancelled"
+        FAILED = "failed"
+        TIMED_OUT = "timed_out"
+        INTERRUPTED = "interrupted"
+
+    class CancelReason(models.TextChoices):
+        CLIENT_DISCONNECT = "client_disconnect"
+        CLIENT_CANCEL = "client_cancel"
+        ADMIN_CANCEL = "admin_cancel"
+        SHUTDOWN = "shutdown"
+
+    class TimeoutSource(models.TextChoices):
+        QUEUE_WAIT = "queue_wait"
+        STALL = "stall"
+        TOTAL = "total"
+
+    class Channel(models.TextChoices):
+        WEB = "web"
+        API = "api"
+        OPENAI = "openai"
+        CLI = "cli"
+
+    FINISHED_STATUSES = (Status.COMPLETED, Status.CANCELLED, Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED)
+
+    request_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="generations"
+    )
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="generations")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    cancel_reason = models.CharField(max_length=20, choices=CancelReason.choices, blank=True)
+    timeout_source = models.CharField(max_length=12, choices=TimeoutSource.choices, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    finish_reason = models.CharField(max_length=12, blank=True)
+    validation_result = models.CharField(max_length=20, default="ok")
+    redaction_counts = models.JSONField(default=dict, blank=True)
+
+    prompt_chars = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    max_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    tokens_after_cancel = models.PositiveIntegerField(default=0)
+
+    model_name = models.CharField(max_length=200)
+    model_version = models.CharField(max_length=64, help_text="SHA-256 of the model file.")
+    owner = models.CharField(max_length=64, blank=True, help_text="Server process that owns the run.")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    first_token_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    queue_ms = models.PositiveIntegerField(null=True, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_second = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        get_latest_by = "created_at"
+        indexes = [
+            models.Index(fields=["-created_at"], name="gen_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="gen_status_created_idx"),
+            models.Index(fields=["user", "-created_at"], name="gen_user_created_idx"),
+            models.Index(fields=["owner", "status"], name="gen_owner_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED_STATUSES

@@ -1,0 +1,282 @@
+"""One generation's lifecycle on the event loop: queue, slot, worker thread, events, record.
+
+`GenerationRun.open()` takes a queue place and creates the row (both can fail before any
+response starts); `events()` then yields the native events and, in `finally`, always
+stops the model and records how the run ended.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from asgiref.sync import async_to_sync
+from django.utils import timezone
+
+from . import services
+from .backends.base import Backend, SamplingParams
+from .events import Accepted, Cancelled, Delta, Done, Error, Event, Queued, Started, TimedOut
+from .models import Generation
+from .process import OWNER_ID
+from .active import active_runs
+from .scheduler import Scheduler, Ticket
+from .streaming import ThreadBridge
+from .worker import TokenText, WorkerResult, run_model
+
+Reason = Generation.CancelReason
+Source = Generation.TimeoutSource
+Status = Generation.Status
+
+TIMEOUT_MESSAGES = {
+    Source.QUEUE_WAIT: "No model slot became free in time. Try again shortly.",
+    Source.STALL: "The model stopped producing tokens; the generation was stopped.",
+    Source.TOTAL: "The generation ran past its time limit and was stopped.",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    queue_timeout: float
+    stall_timeout: float
+    total_timeout: float
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A validated, redacted and tokenized request, ready to queue."""
+
+    prompt_tokens: list[int]
+    params: SamplingParams
+    shape: services.RequestShape
+
+
+class GenerationRun:
+    """Drives one request from queue to terminal event; see module docstring."""
+
+    def __init__(
+        self,
+        *,
+        prepared: PreparedRequest,
+        caller: services.Caller,
+        channel: str,
+        backend: Backend,
+        scheduler: Scheduler,
+        limits: Limits,
+    ) -> None:
+        self.request_id = uuid.uuid4()
+        self.prepared = prepared
+        self.caller = caller
+        self.channel = channel
+        self.backend = backend
+        self.scheduler = scheduler
+        self.limits = limits
+        self.cancel_flag = threading.Event()
+        self.cancel_reason = ""
+        self.timeout_source = ""
+        self.record: Generation | None = None
+        self._ticket: Ticket | None = None
+        self._worker: concurrent.futures.Future[WorkerResult] | None = None
+        self._accepted_at = time.monotonic()
+        self._finished = False
+
+    async def open(self) -> None:
+        """Take a queue place (QueueFull propagates) and create the row."""
+        self._ticket = self.scheduler.enqueue()
+        try:
+            self.record = await services.generation_accept(
+                request_id=self.request_id,
+                caller=self.caller,
+                channel=self.channel,
+                shape=self.prepared.shape,
+                model_name=self.backend.info.name,
+                model_version=self.backend.info.version,
+                owner=OWNER_ID,
+            )
+        except BaseException:
+            self.scheduler.withdraw(self._ticket)
+            raise
+        self._accepted_at = time.monotonic()
+        active_runs.add(self)
+
+    def request_cancel(self, reason: str = "", *, timeout_source: str = "") -> bool:
+        """Ask the run to stop (first reason wins). Safe from the loop that owns the run."""
+        if self._finished or self.cancel_flag.is_set():
+            return False
+        self.cancel_reason = reason
+        self.timeout_source = timeout_source
+        self.cancel_flag.set()
+        if self._ticket is not None:
+            self._ticket.wake()
+        return True
+
+    async def events(self) -> AsyncIterator[Event]:
+        """The native event sequence; exactly one terminal event unless the client leaves."""
+        assert self.record is not None, "open() first"
+        outcome: services.Outcome | None = None
+        first_token_at: float | None = None
+        try:
+            yield Accepted(str(self.request_id), self.backend.info.name, self._ticket.position)
+            async for event in self._wait_for_slot():
+                yield event
+            if self._ticket.slot is None:  # cancelled or timed out while queued
+                outcome, terminal = self._stopped_outcome(None, None)
+                yield terminal
+                return
+            queue_ms = self._ms_since(self._accepted_at)
+            bridge = ThreadBridge(asyncio.get_running_loop())
+            self._start_worker(bridge)
+            await services.generation_start(generation=self.record, queue_ms=queue_ms)
+            yield Started(queue_ms)
+            started = time.monotonic()
+            last_token = started
+            while True:
+                item = await self._next_item(bridge, started, last_token)
+                texts = []
+                while isinstance(item, TokenText):
+                    texts.append(item.text)
+                    last_token = item.at
+                    first_token_at = first_token_at or item.at
+                    item = bridge.get_nowait()  # coalesce what arrived while we were busy
+                if texts:
+                    yield Delta("".join(texts))
+                if isinstance(item, WorkerResult):
+                    outcome, terminal = self._final_outcome(item, started, first_token_at, last_token)
+                    yield terminal
+                    return
+        finally:
+            await self._close(outcome, first_token_at)
+
+    async def _wait_for_slot(self) -> AsyncIterator[Event]:
+        deadline = self._accepted_at + self.limits.queue_timeout
+        position = self._ticket.position
+        while self._ticket.slot is None and not self.cancel_flag.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await self._ticket.wait_changed(remaining):
+                if self._ticket.slot is None:
+                    self.request_cancel(timeout_source=Source.QUEUE_WAIT)
+                break
+            if self._ticket.slot is None and self._ticket.position != position:
+                position = self._ticket.position
+                yield Queued(position)
+        if self.cancel_flag.is_set() and self._ticket.slot is not None and self._worker is None:
+            self.scheduler.withdraw(self._ticket)  # granted just as it was cancelled
+            self._ticket.slot = None
+
+    def _start_worker(self, bridge: ThreadBridge) -> None:
+        future: concurrent.futures.Future[WorkerResult] = concurrent.futures.Future()
+        slot = self._ticket.slot
+
+        def work() -> None:
+            try:
+                result = run_model(
+                    backend=self.backend,
+                    slot=slot,
+                    prompt_tokens=self.prepared.prompt_tokens,
+                    params=self.prepared.params,
+                    cancel=self.cancel_flag,
+                    emit=bridge.put,
+                    cache_owner=self.caller.identity,
+                )
+            finally:
+                self.scheduler.release(slot)  # only now is the model really done with it
+            future.set_result(result)
+            bridge.put(result)
+
+        self._worker = future
+        threading.Thread(target=work, name=f"sluice-slot-{slot}", daemon=True).start()
+
+    async def _next_item(self, bridge: ThreadBridge, started: float, last_token: float):
+        """The next worker item; on a stall or total timeout ask the worker to stop."""
+        while True:
+            now = time.monotonic()
+            deadline = min(last_token + self.limits.stall_timeout, started + self.limits.total_timeout)
+            if self.cancel_flag.is_set():
+                deadline = now + 60  # the worker stops within one token; wait for its result
+            try:
+                return await bridge.get(timeout=max(deadline - now, 0.001))
+            except TimeoutError:
+                if self.cancel_flag.is_set():
+                    continue
+                stalled = now - last_token >= self.limits.stall_timeout
+                self.request_cancel(timeout_source=Source.STALL if stalled else Source.TOTAL)
+
+    def _final_outcome(self, result: WorkerResult, started, first_token_at, last_token):
+        if result.finish_reason in ("stop", "length"):
+            generation_s = max(last_token - (first_token_at or last_token), 1e-9)
+            tps = (result.completion_tokens - 1) / generation_s if result.completion_tokens > 1 else None
+            outcome = self._outcome(
+                Status.COMPLETED, result, first_token_at, finish_reason=result.finish_reason, tokens_per_second=tps
+            )
+            usage = {"prompt_tokens": self.prepared.shape.prompt_tokens, "completion_tokens": result.completion_tokens}
+            timings = {
+                "queue_ms": self.record.queue_ms,
+                "ttft_ms": outcome.ttft_ms,
+                "generation_ms": self._ms_since(started),
+                "tokens_per_second": round(tps, 2) if tps else None,
+            }
+            return outcome, Done(result.finish_reason, usage, timings)
+        if result.finish_reason == "error" and not self.cancel_flag.is_set():
+            outcome = self._outcome(Status.FAILED, result, first_token_at, error_code=result.error_code)
+            return outcome, Error("generation_failed", "The model failed while generating. Nothing was kept.")
+        return self._stopped_outcome(result, first_token_at)
+
+    def _stopped_outcome(self, result: WorkerResult | None, first_token_at):
+        if self.timeout_source:
+            outcome = self._outcome(Status.TIMED_OUT, result, first_token_at, timeout_source=self.timeout_source)
+            message = TIMEOUT_MESSAGES[self.timeout_source]
+            return outcome, TimedOut("timeout", message, timeout_source=self.timeout_source)
+        reason = self.cancel_reason or Reason.CLIENT_CANCEL
+        outcome = self._outcome(Status.CANCELLED, result, first_token_at, cancel_reason=reason)
+        return outcome, Cancelled(reason)
+
+    def _outcome(self, status, result, first_token_at, **fields) -> services.Outcome:
+        ttft_ms = int((first_token_at - self._accepted_at) * 1000) if first_token_at else None
+        return services.Outcome(
+            status=status,
+            finished_at=timezone.now(),
+            duration_ms=self._ms_since(self._accepted_at),
+            output_tokens=result.completion_tokens if result else 0,
+            tokens_after_cancel=result.tokens_after_cancel if result else 0,
+            first_token_at=self._wall_clock(first_token_at) if first_token_at else None,
+            ttft_ms=ttft_ms,
+            **fields,
+        )
+
+    async def _close(self, outcome: services.Outcome | None, first_token_at: float | None) -> None:
+        """Stop the model if it still runs, give back the slot, record the end. Idempotent."""
+        if self._finished:
+            return
+        try:
+            if outcome is None:  # the consumer left before a terminal event: the client went away
+                self.request_cancel(Reason.CLIENT_DISCONNECT)
+                result = await asyncio.wrap_future(self._worker) if self._worker is not None else None
+                if self._worker is None and self._ticket is not None:
+                    self.scheduler.withdraw(self._ticket)
+                if result is not None and result.finish_reason == "error" and not self.cancel_reason:
+                    outcome = self._outcome(Status.FAILED, result, first_token_at, error_code=result.error_code)
+                else:
+                    outcome, _ = self._stopped_outcome(result, first_token_at)
+            self._finished = True
+            await services.generation_finish(generation=self.record, outcome=outcome)
+        finally:
+            self._finished = True
+            active_runs.discard(self)
+
+    def abandon(self) -> None:
+        """Safety net for a response that was never iterated (the client left before the
+        first byte): free the queue place and record the disconnect. Called from a thread."""
+        if not self._finished and self.record is not None:
+            async_to_sync(self._close)(None, None)
+
+    @staticmethod
+    def _ms_since(start: float) -> int:
+        return int((time.monotonic() - start) * 1000)
+
+    @staticmethod
+    def _wall_clock(monotonic_at: float):
+        return timezone.now() - timedelta(seconds=time.monotonic() - monotonic_at)

@@ -1,0 +1,131 @@
+"""Bounded FIFO queue in front of the model slots.
+
+Slots are released from worker threads (when the model has really stopped) and waiters
+live in event loops, so state is guarded by a lock and waiters are woken through their
+own loop with call_soon_threadsafe.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections import deque
+
+
+class QueueFull(Exception):
+    """The queue is at SLUICE_MAX_QUEUE; `retry_after` is a whole-second estimate."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("generation queue is full")
+        self.retry_after = retry_after
+
+
+class Ticket:
+    """One request's place: `position` (1 = next) while waiting, `slot` once granted."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._changed = asyncio.Event()
+        self.position = 0
+        self.slot: int | None = None
+        self.withdrawn = False
+
+    def _notify(self) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._changed.set)
+        except RuntimeError:  # loop closed: nobody is waiting any more
+            pass
+
+    async def wait_changed(self, timeout: float | None) -> bool:
+        """Wait until the position or slot changes; False on timeout."""
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._changed.clear()
+        return True
+
+    def wake(self) -> None:
+        """Wake the waiter without a change (e.g. it was asked to cancel)."""
+        self._notify()
+
+
+class Scheduler:
+    """`slots` model slots shared in arrival order by at most `max_queue` waiters."""
+
+    def __init__(self, *, slots: int, max_queue: int) -> None:
+        self._lock = threading.Lock()
+        self._free = deque(range(slots))
+        self._waiting: deque[Ticket] = deque()
+        self.slot_count = slots
+        self.max_queue = max_queue
+        self._mean_run_seconds = 5.0
+        self._started: dict[int, float] = {}
+
+    def enqueue(self, loop: asyncio.AbstractEventLoop | None = None) -> Ticket:
+        """Take a slot now or a place in the queue; raise QueueFull when there is none."""
+        ticket = Ticket(loop or asyncio.get_running_loop())
+        with self._lock:
+            if self._free and not self._waiting:
+                self._grant(ticket, self._free.popleft())
+            elif len(self._waiting) >= self.max_queue:
+                raise QueueFull(self._retry_after_locked())
+            else:
+                self._waiting.append(ticket)
+                ticket.position = len(self._waiting)
+        return ticket
+
+    def withdraw(self, ticket: Ticket) -> None:
+        """Leave the queue, or give back a slot that was granted but never used."""
+        with self._lock:
+            if ticket.withdrawn:
+                return
+            ticket.withdrawn = True
+            if ticket.slot is None:
+                try:
+                    self._waiting.remove(ticket)
+                except ValueError:
+                    return
+                self._renumber_locked()
+                return
+        self.release(ticket.slot)
+
+    def release(self, slot: int) -> None:
+        """Called when the model has stopped using `slot`: hand it to the next waiter."""
+        with self._lock:
+            started = self._started.pop(slot, None)
+            if started is not None:
+                elapsed = time.monotonic() - started
+                self._mean_run_seconds = 0.8 * self._mean_run_seconds + 0.2 * elapsed
+            if self._waiting:
+                self._grant(self._waiting.popleft(), slot)
+                self._renumber_locked()
+            else:
+                self._free.append(slot)
+
+    def _grant(self, ticket: Ticket, slot: int) -> None:
+        ticket.slot = slot
+        ticket.position = 0
+        self._started[slot] = time.monotonic()
+        ticket._notify()
+
+    def _renumber_locked(self) -> None:
+        for index, waiting in enumerate(self._waiting, start=1):
+            if waiting.position != index:
+                waiting.position = index
+                waiting._notify()
+
+    def _retry_after_locked(self) -> int:
+        rounds = (len(self._waiting) + 1) / max(self.slot_count, 1)
+        return max(1, math.ceil(rounds * self._mean_run_seconds))
+
+    def snapshot(self) -> dict:
+        """Slots busy and queue depth, for readiness and metrics."""
+        with self._lock:
+            return {
+                "slots": self.slot_count,
+                "slots_busy": self.slot_count - len(self._free),
+                "queue_depth": len(self._waiting),
+                "max_queue": self.max_queue,
+            }

@@ -1,0 +1,131 @@
+"""Native API views: thin, async; the lifecycle lives in runner/services."""
+from __future__ import annotations
+
+import logging
+from contextlib import aclosing
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from .active import active_runs
+from .backends.base import BackendError
+from .events import Cancelled, Delta, Done, Error, TimedOut
+from .http import api_error, authenticate
+from .intake import open_run
+from .models import Generation
+from .runner import GenerationRun
+from .scheduler import QueueFull
+from .streaming import SSE_HEADERS, sse_stream
+from .validation import RequestInvalid, parse_json_body, validate_generation
+
+logger = logging.getLogger(__name__)
+
+
+class RunStreamingResponse(StreamingHttpResponse):
+    """An SSE response that gives its run back if it is closed without being iterated."""
+
+    def __init__(self, run: GenerationRun) -> None:
+        super().__init__(
+            sse_stream(run.events(), heartbeat=settings.SLUICE_HEARTBEAT_SECONDS),
+            content_type="text/event-stream",
+            headers={**SSE_HEADERS, "X-Request-ID": str(run.request_id)},
+        )
+        self._run = run
+
+    def close(self) -> None:
+        super().close()
+        self._run.abandon()
+
+
+@csrf_exempt
+async def generation_create(request):
+    """POST /api/v1/generations: SSE stream by default, one JSON object when asked."""
+    if request.method != "POST":
+        return api_error(405, "method_not_allowed", "Use POST.", headers={"Allow": "POST"})
+    try:
+        caller = await authenticate(request)
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            raise RequestInvalid(413, "request_too_large", "The request body is too large.") from None
+        payload = validate_generation(parse_json_body(body, request.content_type))
+        channel = Generation.Channel.WEB if caller.api_key_id is None else Generation.Channel.API
+        run = await open_run(payload=payload, caller=caller, channel=channel)
+    except RequestInvalid as exc:
+        logger.info("generation rejected: %s (%s)", exc.code, exc.status)
+        return api_error(exc.status, exc.code, exc.message, param=exc.param)
+    except QueueFull as exc:
+        return api_error(
+            503, "overloaded", "All model slots are busy and the queue is full. Retry later.",
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    except (BackendError, FileNotFoundError):
+        logger.exception("model backend unavailable")
+        return api_error(503, "model_unavailable", "The model is not available right now.")
+    if _wants_stream(request, payload.stream):
+        return RunStreamingResponse(run)
+    return await _collect(run)
+
+
+def _wants_stream(request, stream_flag: bool | None) -> bool:
+    if stream_flag is not None:
+        return stream_flag
+    accept = request.headers.get("Accept", "")
+    return not ("application/json" in accept and "text/event-stream" not in accept)
+
+
+async def _collect(run: GenerationRun) -> JsonResponse:
+    """Run to the end and answer one JSON object (the non-streaming mode)."""
+    parts: list[str] = []
+    terminal = None
+    async with aclosing(run.events()) as events:
+        async for event in events:
+            if isinstance(event, Delta):
+                parts.append(event.text)
+            elif event.terminal:
+                terminal = event
+    headers = {"X-Request-ID": str(run.request_id)}
+    if isinstance(terminal, Done):
+        body = {
+            "id": str(run.request_id),
+            "object": "generation",
+            "model": run.backend.info.name,
+            "status": "completed",
+            "text": "".join(parts),
+            "finish_reason": terminal.finish_reason,
+            "usage": terminal.usage,
+            "timings": terminal.timings,
+        }
+        return JsonResponse(body, headers=headers)
+    if isinstance(terminal, TimedOut):
+        return api_error(504, terminal.code, terminal.message, headers=headers)
+    if isinstance(terminal, Cancelled):
+        status = 503 if terminal.reason == Generation.CancelReason.SHUTDOWN else 409
+        return api_error(status, "cancelled", f"The generation was cancelled ({terminal.reason}).", headers=headers)
+    error = terminal if isinstance(terminal, Error) else Error("internal_error", "The generation did not finish.")
+    return api_error(500, error.code, error.message, headers=headers)
+
+
+@csrf_exempt
+async def generation_cancel(request, request_id):
+    """POST /api/v1/generations/<id>/cancel: stop a queued or running generation you own."""
+    if request.method != "POST":
+        return api_error(405, "method_not_allowed", "Use POST.", headers={"Allow": "POST"})
+    try:
+        caller = await authenticate(request)
+    except RequestInvalid as exc:
+        return api_error(exc.status, exc.code, exc.message)
+    run = active_runs.get(str(request_id))
+    if run is None or run.caller.identity != caller.identity:
+        owned = await Generation.objects.filter(
+            request_id=request_id, user_id=caller.user_id, api_key_id=caller.api_key_id
+        ).afirst()
+        if owned is None:
+            return api_error(404, "not_found", "No generation with that id belongs to you.")
+        if owned.is_finished:
+            return api_error(409, "already_finished", f"The generation already ended ({owned.status}).")
+        return api_error(409, "not_on_this_server", "The generation is running on another server process.")
+    cancelled = run.request_cancel(Generation.CancelReason.CLIENT_CANCEL)
+    return JsonResponse({"id": str(request_id), "cancel_requested": cancelled}, status=202)

@@ -1,0 +1,171 @@
+"""Sluice settings. Every value comes from the environment (django-environ) with safe
+defaults for the embedded set-up: SQLite in WAL mode, in-memory channel layer, and the
+Gemma 3 270M GGUF assembled from its PyPI package."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+
+from project.secret_key import load_or_create_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+DATA_DIR = Path(env("SLUICE_DATA_DIR", default=str(BASE_DIR / "var")))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="") or load_or_create_secret_key(DATA_DIR / "secret_key")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "generation",
+    "redaction",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "project.static.AsyncWhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+ASGI_APPLICATION = "project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'sluice.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers (admin, history) run beside the writer; IMMEDIATE plus a busy timeout
+    # makes concurrent writers wait instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+_channel_layer_url = env("CHANNEL_LAYER_URL", default="memory://")
+if _channel_layer_url.startswith(("redis://", "rediss://")):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [_channel_layer_url]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", default=str(DATA_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True  # serve from static/ even before collectstatic has run
+
+# Security: secure by default, HTTPS-only cookies and HSTS are switched on by the deployer.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+
+# --- Sluice ---------------------------------------------------------------------------
+SLUICE_BACKEND = env("SLUICE_BACKEND", default="generation.backends.llamacpp.LlamaCppBackend")
+SLUICE_MODEL_PATH = env("SLUICE_MODEL_PATH", default="")  # empty: the embedded Gemma 3 270M
+SLUICE_MODEL_NAME = env("SLUICE_MODEL_NAME", default="")  # empty: derived from the file name
+SLUICE_MODEL_CACHE_DIR = Path(env("SLUICE_MODEL_CACHE_DIR", default=str(DATA_DIR / "models")))
+SLUICE_N_CTX = env.int("SLUICE_N_CTX", default=4096)
+SLUICE_N_BATCH = env.int("SLUICE_N_BATCH", default=256)
+SLUICE_N_THREADS = env.int("SLUICE_N_THREADS", default=0)  # 0: one per core
+SLUICE_N_GPU_LAYERS = env.int("SLUICE_N_GPU_LAYERS", default=0)  # -1: all layers
+SLUICE_SLOTS = env.int("SLUICE_SLOTS", default=1)
+SLUICE_MAX_QUEUE = env.int("SLUICE_MAX_QUEUE", default=16)
+SLUICE_MAX_TOKENS = env.int("SLUICE_MAX_TOKENS", default=1024)
+SLUICE_DEFAULT_MAX_TOKENS = env.int("SLUICE_DEFAULT_MAX_TOKENS", default=256)
+SLUICE_MAX_PROMPT_CHARS = env.int("SLUICE_MAX_PROMPT_CHARS", default=16000)
+SLUICE_MAX_STOP_SEQUENCES = env.int("SLUICE_MAX_STOP_SEQUENCES", default=4)
+SLUICE_HEARTBEAT_SECONDS = env.float("SLUICE_HEARTBEAT_SECONDS", default=10.0)
+SLUICE_QUEUE_TIMEOUT_SECONDS = env.float("SLUICE_QUEUE_TIMEOUT_SECONDS", default=60.0)
+SLUICE_STALL_TIMEOUT_SECONDS = env.float("SLUICE_STALL_TIMEOUT_SECONDS", default=30.0)
+SLUICE_TOTAL_TIMEOUT_SECONDS = env.float("SLUICE_TOTAL_TIMEOUT_SECONDS", default=300.0)
+SLUICE_SHUTDOWN_GRACE_SECONDS = env.float("SLUICE_SHUTDOWN_GRACE_SECONDS", default=10.0)
+SLUICE_PRELOAD_MODEL = env.bool("SLUICE_PRELOAD_MODEL", default=True)
+
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # The generation log line is already a JSON object with a fixed set of fields.
+        "json_line": {"format": "%(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "generation": {"class": "logging.StreamHandler", "formatter": "json_line"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "sluice.generation": {"handlers": ["generation"], "level": "INFO", "propagate": False},
+        "django.channels.server": {"level": "WARNING"},
+    },
+}
+
+if os.environ.get("SLUICE_TESTING") == "1":
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast tests only
+    STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}

@@ -1,0 +1,101 @@
+"""Streaming output guard: mask secrets and card numbers the model produced itself."""
+from __future__ import annotations
+
+import bisect
+import re
+from typing import Callable, Iterable
+
+from .pii import find_cards
+from .restore import Segment, merge_plain
+from .secrets import find_secrets
+from .spans import CREDIT_CARD, SECRET, Span, resolve_overlaps
+
+MASKS = {SECRET: "[REDACTED SECRET]", CREDIT_CARD: "[REDACTED CARD]"}
+_FINDERS: dict[str, Callable[[str], list[Span]]] = {SECRET: find_secrets, CREDIT_CARD: find_cards}
+DEFAULT_MAX_HOLDBACK = 1024
+
+_TOKEN_BEFORE_WS_RE = re.compile(r"\S+(?=\s)")
+# A token ending like this may continue into a match across whitespace:
+# a card digit group, a "password:"/"key ="/"Bearer" label, or a quote.
+_HOT_END_RE = re.compile(r"(?:\d|[:=\"'`]|(?i:password|passwd|pwd|secret|key|token|bearer))$")
+
+
+def _safe_cuts(buf: str, base: int) -> list[int]:
+    return [m.end() for m in _TOKEN_BEFORE_WS_RE.finditer(buf, base) if not _HOT_END_RE.search(m.group())]
+
+
+class OutputGuard:
+    """Mask SECRET / CREDIT_CARD values in a chunked text stream.
+
+    Text is released up to the last *safe cut*: a whitespace character that
+    follows a token which cannot start or continue a cross-whitespace match.
+    No pattern can span a safe cut, so the output does not depend on how the
+    stream was chunked. Plain prose is therefore held back by at most its last
+    word; a run without a safe cut is force-released after ``max_holdback``
+    characters (forced cuts fall at positions fixed by the text, so chunking
+    still does not matter, but a match longer than the bound is not masked).
+    """
+
+    def __init__(self, types: Iterable[str] = (SECRET, CREDIT_CARD), max_holdback: int = DEFAULT_MAX_HOLDBACK) -> None:
+        self._types = tuple(t for t in types if t in _FINDERS)
+        if max_holdback < 64:
+            raise ValueError("max_holdback must be at least 64")
+        self._max = max_holdback
+        self._buf = ""
+        self._counts: dict[str, int] = {}
+
+    @property
+    def masked_counts(self) -> dict[str, int]:
+        return dict(self._counts)
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+    def feed(self, chunk: str) -> str:
+        return "".join(s.text for s in self.feed_segments(chunk))
+
+    def flush(self) -> str:
+        return "".join(s.text for s in self.flush_segments())
+
+    def feed_segments(self, chunk: str) -> list[Segment]:
+        buf = self._buf + chunk
+        cuts = _safe_cuts(buf, 0)
+        out: list[Segment] = []
+        start = pos = 0  # start: begin of pending scan piece; pos: last cut
+        while True:
+            k = bisect.bisect_right(cuts, pos + self._max) - 1
+            if k >= 0 and cuts[k] > pos:
+                pos = cuts[k]  # safe cut: scanning across it changes nothing
+            elif len(buf) - pos > self._max:
+                pos += self._max  # forced cut: scan the pieces separately
+                out.extend(self._mask(buf[start:pos]))
+                start = pos
+                # The token cut in two is judged from the cut on, as it will be
+                # when a later feed starts from this point.
+                cuts = _safe_cuts(buf, pos)
+            else:
+                break
+        out.extend(self._mask(buf[start:pos]))
+        self._buf = buf[pos:]
+        return merge_plain(out)
+
+    def flush_segments(self) -> list[Segment]:
+        rest, self._buf = self._buf, ""
+        return merge_plain(self._mask(rest))
+
+    def _mask(self, text: str) -> list[Segment]:
+        if not text:
+            return []
+        spans = resolve_overlaps(s for t in self._types for s in _FINDERS[t](text))
+        if not spans:
+            return [Segment(text)]
+        out: list[Segment] = []
+        pos = 0
+        for span in spans:
+            out.append(Segment(text[pos:span.start]))
+            out.append(Segment(MASKS[span.type], type=span.type, masked=True))
+            self._counts[span.type] = self._counts.get(span.type, 0) + 1
+            pos = span.end
+        out.append(Segment(text[pos:]))
+        return out

@@ -1,0 +1,116 @@
+"""Policy-driven redaction of one text field into placeholders."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+from .detect import DEFAULT_REGION, detect_candidates
+from .placeholders import PLACEHOLDER_RE, PlaceholderMap
+from .spans import BUILTIN_TYPES, LITERAL, Span, resolve_overlaps
+from .terms import TermMatcher
+
+ACTIONS = frozenset({"redact", "reject", "allow"})
+DEFAULT_ACTION = "redact"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """type -> action ("redact" | "reject" | "allow"); unlisted types use ``default``.
+
+    ``region`` is the default phone region for national-format numbers.
+    """
+
+    actions: Mapping[str, str] = field(default_factory=dict)
+    default: str = DEFAULT_ACTION
+    region: str = DEFAULT_REGION
+
+    def __post_init__(self) -> None:
+        for type_, action in self.actions.items():
+            if action not in ACTIONS:
+                raise ValueError(f"invalid policy action for type {type_!s}; expected redact, reject or allow")
+        if self.default not in ACTIONS:
+            raise ValueError("invalid default policy action; expected redact, reject or allow")
+        object.__setattr__(self, "actions", MappingProxyType(dict(self.actions)))
+
+    @classmethod
+    def coerce(cls, policy: "Policy | Mapping[str, str]") -> "Policy":
+        """Accept a Policy or a plain mapping; a ``"*"`` key sets the default."""
+        if isinstance(policy, Policy):
+            return policy
+        actions = dict(policy)
+        default = actions.pop("*", DEFAULT_ACTION)
+        return cls(actions, default)
+
+    def action(self, type_: str) -> str:
+        return self.actions.get(type_, self.default)
+
+
+class RedactionRejected(Exception):
+    """Raised by callers when a policy "reject" type was found. Names types only."""
+
+    def __init__(self, types) -> None:
+        self.types = tuple(sorted(set(types)))
+        super().__init__("request rejected by redaction policy; found: " + ", ".join(self.types))
+
+
+@dataclass(frozen=True)
+class Redacted:
+    """Result of :func:`redact`. Its repr shows counts only, never text or values."""
+
+    text: str
+    mapping: PlaceholderMap
+    counts: Mapping[str, int]
+    rejected: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Redacted(len={len(self.text)}, counts={dict(self.counts)!r}, rejected={self.rejected!r})"
+
+    def raise_if_rejected(self) -> None:
+        if self.rejected:
+            raise RedactionRejected(self.rejected)
+
+
+def redact(
+    text: str,
+    policy: Policy | Mapping[str, str],
+    *,
+    terms: TermMatcher | None = None,
+    mapping: PlaceholderMap | None = None,
+) -> Redacted:
+    """Replace detected values with placeholders according to ``policy``.
+
+    "reject" types are replaced too (so ``.text`` never carries them) and listed
+    in ``.rejected``. Input text that already has placeholder shape is escaped
+    to a ``[LITERAL_N]`` placeholder restoring to itself, so the model only ever
+    sees placeholders issued by ``mapping``.
+    """
+    pol = Policy.coerce(policy)
+    if mapping is None:
+        mapping = PlaceholderMap()
+    types = None
+    if pol.default == "allow":
+        types = {t for t in BUILTIN_TYPES if pol.action(t) != "allow"}
+    candidates = [
+        s for s in detect_candidates(text, terms=terms, region=pol.region, types=types)
+        if pol.action(s.type) != "allow"
+    ]
+    if "[" in text:
+        candidates.extend(Span(m.start(), m.end(), LITERAL) for m in PLACEHOLDER_RE.finditer(text))
+    spans = resolve_overlaps(candidates)
+
+    parts: list[str] = []
+    counts: dict[str, int] = {}
+    rejected: set[str] = set()
+    pos = 0
+    for span in spans:
+        parts.append(text[pos:span.start])
+        parts.append(mapping.placeholder_for(span.type, text[span.start:span.end]))
+        pos = span.end
+        if span.type == LITERAL:
+            continue
+        counts[span.type] = counts.get(span.type, 0) + 1
+        if pol.action(span.type) == "reject":
+            rejected.add(span.type)
+    parts.append(text[pos:])
+    return Redacted("".join(parts), mapping, MappingProxyType(counts), tuple(sorted(rejected)))

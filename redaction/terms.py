@@ -1,0 +1,96 @@
+"""TermMatcher: fast case-insensitive matching of configured sensitive terms."""
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from .spans import Span
+
+_TYPE_RE = re.compile(r"[A-Z][A-Z0-9_]*")
+_WS = "\x00"  # trie token standing for "one or more whitespace characters"
+
+
+def _key(term: str) -> str:
+    return " ".join(term.lower().split())
+
+
+def _trie_pattern(node: dict) -> str:
+    """Regex for a trie; children before the end marker so longer terms win."""
+    alts = []
+    for ch in sorted(k for k in node if k):
+        head = r"\s+" if ch == _WS else re.escape(ch)
+        alts.append(head + _trie_pattern(node[ch]))
+    terminal = "" in node
+    if not alts:
+        return ""
+    body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+    if terminal:
+        return "(?:" + body + ")?" if len(alts) == 1 else body + "?"
+    return body
+
+
+class TermMatcher:
+    """Matches (term, TYPE) pairs case-insensitively on unicode word boundaries.
+
+    The terms are compiled once into a single trie-shaped regex, so matching
+    cost grows with the text, not with the number of terms. At any position
+    the longest term wins; matches never overlap. On duplicate terms the
+    first type given wins. Whitespace inside a term matches any whitespace run.
+    """
+
+    __slots__ = ("_types", "_regex", "_count")
+
+    def __init__(self, terms: Iterable[tuple[str, str]] = ()) -> None:
+        types: dict[str, str] = {}
+        for term, type_ in terms:
+            if not isinstance(type_, str) or not _TYPE_RE.fullmatch(type_):
+                raise ValueError("term type must be an uppercase identifier such as SUPPLIER")
+            key = _key(term)
+            if key and key not in types:
+                types[key] = type_
+        self._types = types
+        self._count = len(types)
+        self._regex = self._compile(types) if types else None
+
+    @staticmethod
+    def _compile(types: dict[str, str]) -> re.Pattern[str]:
+        root: dict = {}
+        for key in types:
+            node = root
+            for ch in key:
+                node = node.setdefault(_WS if ch == " " else ch, {})
+            node[""] = True
+        return re.compile(r"(?<!\w)(?:" + _trie_pattern(root) + r")(?!\w)", re.IGNORECASE)
+
+    @classmethod
+    def empty(cls) -> "TermMatcher":
+        return cls(())
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def __repr__(self) -> str:  # never show the terms themselves
+        return f"TermMatcher(<{self._count} terms>)"
+
+    def find(self, text: str) -> list[Span]:
+        """Non-overlapping term spans in ``text``, sorted by start."""
+        if self._regex is None:
+            return []
+        out = []
+        for m in self._regex.finditer(text):
+            type_ = self._types.get(_key(m.group()))
+            if type_ is None:  # case folding differs from str.lower(); rare
+                type_ = self._slow_type(m.group())
+            if type_ is not None:
+                out.append(Span(m.start(), m.end(), type_, 1.0))
+        return out
+
+    def _slow_type(self, matched: str) -> str | None:
+        for key, type_ in self._types.items():
+            pattern = r"\s+".join(re.escape(part) for part in key.split(" "))
+            if re.fullmatch(pattern, matched, re.IGNORECASE):
+                return type_
+        return None

@@ -202,7 +202,7 @@ class GenerationRun:
             except TimeoutError:
                 if self.cancel_flag.is_set():
                     continue
-                stalled = now - last_token >= self.limits.stall_timeout
+                stalled = time.monotonic() - last_token >= self.limits.stall_timeout
                 self.request_cancel(timeout_source=Source.STALL if stalled else Source.TOTAL)
 
     def _final_outcome(self, result: WorkerResult, started, first_token_at, last_token):

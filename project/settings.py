@@ -3,7 +3,6 @@ defaults for the embedded set-up: SQLite in WAL mode, in-memory channel layer, a
 Gemma 3 270M GGUF assembled from its PyPI package."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import environ
@@ -76,6 +75,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 20,
         }
     )
+    # Tests use a file too: the shared-cache in-memory database fails concurrent writers
+    # with "table is locked" instead of waiting, unlike the WAL file used in production.
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = str(DATA_DIR / "test.sqlite3")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 _channel_layer_url = env("CHANNEL_LAYER_URL", default="memory://")
@@ -106,6 +108,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", default=str(DATA_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -165,7 +168,3 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
     },
 }
-
-if os.environ.get("SLUICE_TESTING") == "1":
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast tests only
-    STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}

@@ -1,0 +1,16 @@
+"""Settings for the test suite: the production settings with a private data directory,
+the scripted backend by default, and fast password hashing."""
+import os
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("SLUICE_DATA_DIR", str(_ROOT / "var" / "test"))
+os.environ.setdefault("SLUICE_MODEL_CACHE_DIR", str(_ROOT / "var" / "models"))
+os.environ.setdefault("SLUICE_BACKEND", "generation.backends.scripted.ScriptedBackend")
+os.environ.setdefault("SLUICE_PRELOAD_MODEL", "false")
+
+from project.settings import *  # noqa: E402,F403
+from project.settings import STORAGES  # noqa: E402
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

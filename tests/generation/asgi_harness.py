@@ -1,0 +1,89 @@
+"""Drive the real ASGI application in-process, with a client that can hang up."""
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass
+class AsgiResult:
+    status: int = 0
+    headers: dict = field(default_factory=dict)
+    chunks: list = field(default_factory=list)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def json(self):
+        return json.loads(self.body)
+
+    def events(self) -> list[tuple[int, str, dict]]:
+        """Parsed SSE events as (id, name, data); comments are skipped."""
+        parsed = []
+        for block in self.body.decode().split("\n\n"):
+            lines = [line for line in block.split("\n") if line and not line.startswith(":")]
+            if not lines:
+                continue
+            fields = dict(line.split(": ", 1) for line in lines)
+            parsed.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
+        return parsed
+
+
+async def call(
+    path: str,
+    *,
+    method: str = "POST",
+    body: bytes | dict | None = None,
+    headers: dict | None = None,
+    hang_up_when=None,
+    timeout: float = 20.0,
+) -> AsgiResult:
+    """Send one request. `hang_up_when(result)` is checked after every body chunk; when it
+    returns True the client disconnects (an ASGI http.disconnect)."""
+    from django.core.asgi import get_asgi_application
+
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+    headers = {"content-type": "application/json", **(headers or {})}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    result = AsgiResult()
+    hung_up = asyncio.Event()
+    sent_body = False
+
+    async def receive():
+        nonlocal sent_body
+        if not sent_body:
+            sent_body = True
+            return {"type": "http.request", "body": body or b"", "more_body": False}
+        await hung_up.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            result.status = message["status"]
+            result.headers = {k.decode().lower(): v.decode() for k, v in message["headers"]}
+        elif message["type"] == "http.response.body":
+            if message.get("body"):
+                result.chunks.append(message["body"])
+            if hang_up_when is not None and hang_up_when(result):
+                hung_up.set()
+                await asyncio.sleep(0)
+            if not message.get("more_body"):
+                hung_up.set()
+
+    await asyncio.wait_for(get_asgi_application()(scope, receive, send), timeout)
+    return result

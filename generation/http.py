@@ -26,10 +26,10 @@ async def authenticate(request) -> services.Caller:
         scheme, _, raw_key = header.partition(" ")
         if scheme.lower() != "bearer" or not raw_key.strip():
             raise RequestInvalid(401, "unauthorized", "Use 'Authorization: Bearer <API key>'.")
-        api_key = await services.api_key_authenticate(raw_key=raw_key.strip())
-        if api_key is None:
+        caller = await services.api_key_authenticate(raw_key=raw_key.strip())
+        if caller is None:
             raise RequestInvalid(401, "unauthorized", "The API key is not valid or has been revoked.")
-        return services.Caller(user_id=api_key.user_id, api_key_id=api_key.pk)
+        return caller
     user = await request.auser()
     if user.is_authenticated:
         if request.method not in ("GET", "HEAD", "OPTIONS"):

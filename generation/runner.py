@@ -19,7 +19,7 @@ from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from . import services
-from .backends.base import Backend, SamplingParams
+from .backends.base import Backend, CancelFlag, SamplingParams
 from .events import Accepted, Cancelled, Delta, Done, Error, Event, Queued, Started, TimedOut
 from .models import Generation
 from .process import OWNER_ID
@@ -75,18 +75,24 @@ class GenerationRun:
         self.backend = backend
         self.scheduler = scheduler
         self.limits = limits
-        self.cancel_flag = threading.Event()
+        self.cancel_flag = CancelFlag()
         self.cancel_reason = ""
         self.timeout_source = ""
         self.record: Generation | None = None
         self._ticket: Ticket | None = None
         self._worker: concurrent.futures.Future[WorkerResult] | None = None
+        self._worker_started_at = 0.0
+        self._bridge: ThreadBridge | None = None
         self._accepted_at = time.monotonic()
         self._finished = False
 
     async def open(self) -> None:
-        """Take a queue place (QueueFull propagates) and create the row."""
+        """Take a queue place (QueueFull propagates) and create the row. With a free slot
+        the model starts first, so the row insert overlaps prompt processing."""
         self._ticket = self.scheduler.enqueue()
+        self._bridge = ThreadBridge(asyncio.get_running_loop())
+        if self._ticket.slot is not None:
+            self._start_worker()
         try:
             self.record = await services.generation_accept(
                 request_id=self.request_id,
@@ -96,11 +102,14 @@ class GenerationRun:
                 model_name=self.backend.info.name,
                 model_version=self.backend.info.version,
                 owner=OWNER_ID,
+                started=self._worker is not None,
             )
         except BaseException:
-            self.scheduler.withdraw(self._ticket)
+            if self._worker is None:
+                self.scheduler.withdraw(self._ticket)
+            else:
+                self.cancel_flag.set()  # the worker stops within a token and frees its slot
             raise
-        self._accepted_at = time.monotonic()
         active_runs.add(self)
 
     def request_cancel(self, reason: str = "", *, timeout_source: str = "") -> bool:
@@ -121,16 +130,18 @@ class GenerationRun:
         first_token_at: float | None = None
         try:
             yield Accepted(str(self.request_id), self.backend.info.name, self._ticket.position)
-            async for event in self._wait_for_slot():
-                yield event
-            if self._ticket.slot is None:  # cancelled or timed out while queued
-                outcome, terminal = self._stopped_outcome(None, None)
-                yield terminal
-                return
-            queue_ms = self._ms_since(self._accepted_at)
-            bridge = ThreadBridge(asyncio.get_running_loop())
-            self._start_worker(bridge)
-            await services.generation_start(generation=self.record, queue_ms=queue_ms)
+            if self._worker is None:
+                async for event in self._wait_for_slot():
+                    yield event
+                if self._ticket.slot is None:  # cancelled or timed out while queued
+                    outcome, terminal = self._stopped_outcome(None, None)
+                    yield terminal
+                    return
+                self._start_worker()
+            bridge = self._bridge
+            queue_ms = int((self._worker_started_at - self._accepted_at) * 1000)
+            if self.record.status == Status.QUEUED:
+                await services.generation_start(generation=self.record, queue_ms=queue_ms)
             yield Started(queue_ms)
             started = time.monotonic()
             last_token = started
@@ -167,9 +178,10 @@ class GenerationRun:
             self.scheduler.withdraw(self._ticket)  # granted just as it was cancelled
             self._ticket.slot = None
 
-    def _start_worker(self, bridge: ThreadBridge) -> None:
+    def _start_worker(self) -> None:
         future: concurrent.futures.Future[WorkerResult] = concurrent.futures.Future()
         slot = self._ticket.slot
+        bridge = self._bridge
 
         def work() -> None:
             try:
@@ -188,6 +200,7 @@ class GenerationRun:
             bridge.put(result)
 
         self._worker = future
+        self._worker_started_at = time.monotonic()
         threading.Thread(target=work, name=f"sluice-slot-{slot}", daemon=True).start()
 
     async def _next_item(self, bridge: ThreadBridge, started: float, last_token: float):

@@ -9,9 +9,11 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from .models import ApiKey, Generation
@@ -68,15 +70,27 @@ class Outcome:
 
 
 async def generation_accept(
-    *, request_id, caller: Caller, channel: str, shape: RequestShape, model_name: str, model_version: str, owner: str
+    *,
+    request_id,
+    caller: Caller,
+    channel: str,
+    shape: RequestShape,
+    model_name: str,
+    model_version: str,
+    owner: str,
+    started: bool = False,
 ) -> Generation:
-    """Create the row (status queued) for a request that passed validation."""
+    """Create the row for a request that passed validation: queued, or already running
+    when it took a free slot at once (one write instead of two before the first token)."""
+    now = timezone.now()
     return await Generation.objects.acreate(
+        status=Generation.Status.RUNNING if started else Generation.Status.QUEUED,
+        started_at=now if started else None,
+        queue_ms=0 if started else None,
         request_id=request_id,
         user_id=caller.user_id,
         api_key_id=caller.api_key_id,
         channel=channel,
-        status=Generation.Status.QUEUED,
         validation_result=shape.validation_result,
         redaction_counts=shape.redaction_counts,
         prompt_chars=shape.prompt_chars,
@@ -152,9 +166,11 @@ def api_key_create(*, name: str, user=None) -> tuple[ApiKey, str]:
 
 
 def api_key_revoke(*, api_key: ApiKey) -> None:
+    """Revoke a key; this process stops accepting it at once."""
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+    _verified_keys.pop(api_key.key_hash, None)
 
 
 def hash_api_key(raw_key: str) -> str:
@@ -163,16 +179,34 @@ def hash_api_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-async def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
-    """The active key matching `raw_key`, or None. Records last use once a minute at most."""
+@dataclass(frozen=True)
+class _VerifiedKey:
+    api_key_id: int
+    user_id: int | None
+    verified_at: float
+
+
+# Hash -> verified key, so the hot path skips a database round trip (a thread hop and, under
+# ASGI, a fresh connection per request). Revocation clears this process's entry at once;
+# other processes notice within API_KEY_CACHE_SECONDS.
+_verified_keys: dict[str, _VerifiedKey] = {}
+
+
+async def api_key_authenticate(*, raw_key: str) -> Caller | None:
+    """The caller for an active key matching `raw_key`, or None."""
     parts = raw_key.split("_", 2)
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         return None
+    key_hash = hash_api_key(raw_key)
+    cached = _verified_keys.get(key_hash)
+    if cached is not None and time.monotonic() - cached.verified_at < settings.SLUICE_API_KEY_CACHE_SECONDS:
+        return Caller(user_id=cached.user_id, api_key_id=cached.api_key_id)
     api_key = await ApiKey.objects.filter(prefix=parts[1], revoked_at__isnull=True).afirst()
-    if api_key is None or not secrets.compare_digest(api_key.key_hash, hash_api_key(raw_key)):
+    if api_key is None or not secrets.compare_digest(api_key.key_hash, key_hash):
+        _verified_keys.pop(key_hash, None)
         return None
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_GRANULARITY:
-        api_key.last_used_at = now
         await ApiKey.objects.filter(pk=api_key.pk).aupdate(last_used_at=now)
-    return api_key
+    _verified_keys[key_hash] = _VerifiedKey(api_key.pk, api_key.user_id, time.monotonic())
+    return Caller(user_id=api_key.user_id, api_key_id=api_key.pk)

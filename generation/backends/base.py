@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -28,6 +28,39 @@ class ModelInfo:
     extra: dict = field(default_factory=dict, compare=False)
 
 
+class CancelFlag(threading.Event):
+    """A cancel flag that also runs callbacks when set, so a backend can interrupt native
+    work in progress instead of waiting for its next check."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: list = []
+        self._callback_lock = threading.Lock()
+
+    def set(self) -> None:
+        with self._callback_lock:
+            super().set()
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            callback()
+
+    def on_set(self, callback) -> "Callable[[], None]":
+        """Run `callback` when the flag is set (now, if it already is); returns an unsubscribe."""
+        with self._callback_lock:
+            already = self.is_set()
+            if not already:
+                self._callbacks.append(callback)
+        if already:
+            callback()
+
+        def unsubscribe() -> None:
+            with self._callback_lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return unsubscribe
+
+
 class BackendError(Exception):
     """A model failure. Its message is operational only, never prompt or output text."""
 
@@ -38,7 +71,8 @@ class Backend(Protocol):
 
     `generate` runs in a worker thread and yields one str per generated token (empty
     while a multi-byte character is incomplete). It checks `cancel` between prompt
-    batches and returns early when it is set; the caller checks it before each token.
+    batches and returns early when it is set (a CancelFlag also lets it abort native work
+    at once); the caller checks it before each token.
     A slot is used by one generation at a time. `cache_owner` names the caller: a
     backend may reuse cached prompt state only for the same owner.
     """

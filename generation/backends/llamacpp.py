@@ -5,14 +5,14 @@ import codecs
 import ctypes
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import llama_cpp
 from llama_cpp import _internals as internals
 from llama_cpp import _logger as llama_logger
 
-from .base import BackendError, ModelInfo, SamplingParams
+from .base import BackendError, CancelFlag, ModelInfo, SamplingParams
 
 _backend_init_lock = threading.Lock()
 _backend_initialized = False
@@ -26,13 +26,27 @@ def _init_llama_backend() -> None:
             _backend_initialized = True
 
 
+# ggml calls the abort callback after every graph node from a native thread. A Python
+# callback would take the GIL hundreds of times per token, so the callback is libc's
+# strlen over a two-byte flag: it returns 1 (abort) once the first byte is set, 0 otherwise.
+_libc = ctypes.CDLL(None)
+_ABORT_WHEN_FLAG_SET = llama_cpp.ggml_abort_callback(ctypes.cast(_libc.strlen, ctypes.c_void_p).value)
+_DECODE_ABORTED = "llama_decode returned 2"
+
+
+class _Aborted(Exception):
+    """A decode was interrupted by the abort flag."""
+
+
 @dataclass
 class _Slot:
     context: internals.LlamaContext
     batch: internals.LlamaBatch
     lock: threading.Lock
+    abort_flag: ctypes.Array = field(default_factory=lambda: ctypes.create_string_buffer(2))
     cached_tokens: list[int] = field(default_factory=list)  # what the KV cache holds
     cache_owner: str | None = None
+    prompt_evaluated: int = 0  # prompt tokens the last run evaluated (the rest came from cache)
 
 
 class LlamaCppBackend:
@@ -99,7 +113,11 @@ class LlamaCppBackend:
         params.no_perf = True
         context = internals.LlamaContext(model=self._model, params=params, verbose=verbose)
         batch = internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=verbose)
-        return _Slot(context=context, batch=batch, lock=threading.Lock())
+        slot = _Slot(context=context, batch=batch, lock=threading.Lock())
+        llama_cpp.llama_set_abort_callback(
+            context.ctx, _ABORT_WHEN_FLAG_SET, ctypes.cast(slot.abort_flag, ctypes.c_void_p)
+        )
+        return slot
 
     def tokenize(self, text: str) -> list[int]:
         # special=False: control tokens typed into a prompt stay plain text.
@@ -139,12 +157,14 @@ class LlamaCppBackend:
         if not state.lock.acquire(blocking=False):
             raise BackendError(f"slot {slot} is already in use")
         sampler = None
+        disarm = self._arm_abort(state, cancel)
         try:
             context, batch = state.context, state.batch
             n_ctx = self.info.context_length
             if len(prompt_tokens) >= n_ctx:
                 raise BackendError("prompt does not fit the context window")
             n_past = self._reuse_prefix(state, prompt_tokens, cache_owner)
+            state.prompt_evaluated = 0
             for start in range(n_past, len(prompt_tokens), self.n_batch):
                 if cancel.is_set():  # frees the slot within one prompt batch
                     return
@@ -152,6 +172,7 @@ class LlamaCppBackend:
                 batch.set_batch(chunk, n_past=n_past, logits_all=False)
                 self._decode(state, batch)
                 state.cached_tokens.extend(chunk)
+                state.prompt_evaluated += len(chunk)
                 n_past += len(chunk)
             sampler = self._sampler(params)
             decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -169,10 +190,28 @@ class LlamaCppBackend:
                 self._decode(state, batch)
                 state.cached_tokens.append(token)
                 n_past += 1
+        except _Aborted:
+            return  # cancelled in the middle of a decode
         finally:
+            disarm()
             if sampler is not None:
                 sampler.close()
             state.lock.release()
+
+    @staticmethod
+    def _arm_abort(state: _Slot, cancel: threading.Event) -> Callable[[], None]:
+        """Let a CancelFlag interrupt a decode in progress; returns the function that disarms."""
+        state.abort_flag[0] = b"\x00"
+        unsubscribe = (
+            cancel.on_set(lambda: state.abort_flag.__setitem__(0, b"\x01")) if isinstance(cancel, CancelFlag) else None
+        )
+
+        def disarm() -> None:
+            if unsubscribe is not None:
+                unsubscribe()
+            state.abort_flag[0] = b"\x00"
+
+        return disarm
 
     @staticmethod
     def _reuse_prefix(state: _Slot, prompt_tokens: Sequence[int], owner: str | None) -> int:
@@ -200,9 +239,15 @@ class LlamaCppBackend:
         try:
             state.context.decode(batch)
         except RuntimeError as exc:
-            state.cached_tokens.clear()
+            state.cached_tokens.clear()  # the KV cache now holds an unknown part of the batch
             state.cache_owner = None
+            if str(exc) == _DECODE_ABORTED and state.abort_flag[0] == b"\x01":
+                raise _Aborted from None
             raise BackendError(str(exc)) from exc
+
+    def last_prompt_evaluated(self, slot: int) -> int:
+        """How many prompt tokens the slot's last run evaluated (the rest came from its cache)."""
+        return self._slots[slot].prompt_evaluated
 
     def busy_slots(self) -> set[int]:
         return {index for index, state in enumerate(self._slots) if state.lock.locked()}

@@ -1,0 +1,46 @@
+# Sluice: `make run` serves the app, `make test` runs every test. Both set everything up.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test setup setup-dev prepare bench gpu-cuda clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# pip builds llama-cpp-python from source the first time (~10 min on 2 cores) and caches the wheel.
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(BIN)/pip install --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.runtime
+setup-dev: $(VENV)/.dev
+
+prepare: setup
+	$(BIN)/python manage.py migrate --no-input -v 0
+	$(BIN)/python manage.py collectstatic --no-input -v 0
+	$(BIN)/python manage.py prepare_model
+	$(BIN)/python manage.py ensure_admin
+
+run: prepare
+	@echo "Sluice on http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
+	$(BIN)/daphne -b $(HOST) -p $(PORT) project.asgi:application
+
+test: setup-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup-dev
+	$(BIN)/python bench/streaming_bench.py
+
+# Rebuild llama-cpp-python with CUDA offload (then set SLUICE_N_GPU_LAYERS=-1).
+gpu-cuda: setup
+	CMAKE_ARGS="-DGGML_CUDA=on" $(BIN)/pip install --no-cache-dir --force-reinstall --no-deps llama-cpp-python==0.3.36
+
+clean:
+	rm -rf $(VENV) var

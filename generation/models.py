@@ -5,6 +5,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class ApiKey(models.Model):
@@ -87,7 +88,7 @@ class Generation(models.Model):
     model_version = models.CharField(max_length=64, help_text="SHA-256 of the model file.")
     owner = models.CharField(max_length=64, blank=True, help_text="Server process that owns the run.")
 
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, help_text="When it was accepted.")
     started_at = models.DateTimeField(null=True, blank=True)
     first_token_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

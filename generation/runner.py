@@ -102,7 +102,8 @@ class GenerationRun:
                 model_name=self.backend.info.name,
                 model_version=self.backend.info.version,
                 owner=OWNER_ID,
-                started=self._worker is not None,
+                accepted_at=self._wall_clock(self._accepted_at),
+                started_at=self._wall_clock(self._worker_started_at) if self._worker is not None else None,
             )
         except BaseException:
             if self._worker is None:

@@ -78,15 +78,17 @@ async def generation_accept(
     model_name: str,
     model_version: str,
     owner: str,
-    started: bool = False,
+    accepted_at: datetime,
+    started_at: datetime | None = None,
 ) -> Generation:
     """Create the row for a request that passed validation: queued, or already running
     when it took a free slot at once (one write instead of two before the first token)."""
-    now = timezone.now()
+    started = started_at is not None
     return await Generation.objects.acreate(
+        created_at=accepted_at,
         status=Generation.Status.RUNNING if started else Generation.Status.QUEUED,
-        started_at=now if started else None,
-        queue_ms=0 if started else None,
+        started_at=started_at,
+        queue_ms=int((started_at - accepted_at).total_seconds() * 1000) if started else None,
         request_id=request_id,
         user_id=caller.user_id,
         api_key_id=caller.api_key_id,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -42,8 +43,6 @@ async def call(
 ) -> AsgiResult:
     """Send one request. `hang_up_when(result)` is checked after every body chunk; when it
     returns True the client disconnects (an ASGI http.disconnect)."""
-    from django.core.asgi import get_asgi_application
-
     if isinstance(body, dict):
         body = json.dumps(body).encode()
     headers = {"content-type": "application/json", **(headers or {})}
@@ -85,5 +84,13 @@ async def call(
             if not message.get("more_body"):
                 hung_up.set()
 
-    await asyncio.wait_for(get_asgi_application()(scope, receive, send), timeout)
+    await asyncio.wait_for(application()(scope, receive, send), timeout)
     return result
+
+
+@functools.cache
+def application():
+    """Built once: get_asgi_application() runs django.setup(), which re-applies LOGGING."""
+    from django.core.handlers.asgi import ASGIHandler
+
+    return ASGIHandler()

@@ -8,13 +8,16 @@ COMMERCIAL_TERM spans cover the whole term phrase ("net 60", "MOQ 500 units",
 from __future__ import annotations
 
 import re
+from typing import Iterator
 
 from .spans import COMMERCIAL_TERM, PRICE, Span
 
 # Amount: grouped thousands (1,200 / 1.299,00 / 1 200 with nbsp) or plain digits.
 _NUM = r"(?:\d{1,3}(?:[,.'\u00a0\u202f]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)(?![\d])"
+# "4 250,00 €": plain-space thousands only where the currency follows.
+_NUM_SP = r"\d{1,3}(?: \d{3})+(?:,\d{1,2})?(?![\d])"
 _MAG = r"(?:\s?(?:k|K|m|M|mn|bn|million|billion|thousand)(?![A-Za-z]))?"
-_SYM = r"(?:US\$|AU\$|CA\$|HK\$|NZ\$|S\$|R\$|[ACN]\$|\$|€|£|¥|₹|₩|₽|₺|₪|₫|₱|Fr\.)"
+_SYM = r"(?:US\$|AU\$|CA\$|HK\$|NZ\$|S\$|R\$|[ACN]\$|\$|€|£|¥|₹|₩|₽|₺|₪|₫|₱)"
 _CODES = (
     "USD EUR GBP JPY CNY RMB CHF CAD AUD NZD INR SEK NOK DKK PLN CZK HUF MXN BRL ZAR SGD HKD KRW TRY "
     "RUB AED SAR ILS THB IDR MYR PHP VND TWD RON BGN"
@@ -22,28 +25,90 @@ _CODES = (
 _CODE = r"(?:" + "|".join(_CODES) + r")"
 _WORDCUR = r"(?:dollars?|euros?|pounds?(?:\ssterling)?|cents?|pence|yen|francs?)"
 
-_PRICE_ATOM_RE = re.compile(
-    r"(?<![\w$€£¥])(?:"
-    rf"{_SYM}\s?{_NUM}{_MAG}(?:\s?{_CODE}(?![A-Za-z]))?"  # $12.50, US$ 3k, $5 USD
-    rf"|{_CODE}\s?{_SYM}?\s?{_NUM}{_MAG}"  # GBP 45, EUR 1.200
-    rf"|{_NUM}{_MAG}\s?(?:{_SYM}|{_CODE}(?![A-Za-z])|{_WORDCUR}(?![A-Za-z]))"  # 12,50 €, 1,200 USD
-    r")"
-)
+# Prices are found from their currency marker (located with str.find, much
+# cheaper than a regex scan) and then extended to the amount before or after it.
+_SYMBOLS = "$€£¥₹₩₽₺₪₫₱"
+_DOLLAR_PREFIXES = ("US", "AU", "CA", "HK", "NZ", "S", "R", "A", "C", "N")
+_WORDCUR_HEADS = ("dollar", "euro", "pound", "cent", "pence", "yen", "franc")
+_CODE_SCAN_RE = re.compile("|".join(_CODES))
+_WORDCUR_RE = re.compile(rf"{_WORDCUR}(?![A-Za-z])", re.IGNORECASE)
+_AFTER_MARKER_RE = re.compile(rf"\s?{_NUM}{_MAG}(?:\s?{_CODE}(?![A-Za-z]))?")  # $12.50, US$ 3k, $5 USD
+_AFTER_CODE_RE = re.compile(rf"\s?{_SYM}?\s?{_NUM}{_MAG}")  # GBP 45, EUR 1.200
+_BEFORE_MARKER_RE = re.compile(rf"(?:{_NUM_SP}|{_NUM}){_MAG}\s?$")  # 12,50 €, 1,200 USD
+
+
+def _find_all(hay: str, needle: str) -> Iterator[int]:
+    i = hay.find(needle)
+    while i >= 0:
+        yield i
+        i = hay.find(needle, i + 1)
+
+
+def _markers(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of currency markers; kind is "sym", "code" or "word"."""
+    found: list[tuple[int, int, str]] = []
+    for sym in _SYMBOLS:
+        for i in _find_all(text, sym):
+            start = i
+            if sym == "$":
+                for prefix in _DOLLAR_PREFIXES:
+                    if text.startswith(prefix, i - len(prefix)) and i >= len(prefix):
+                        start = i - len(prefix)
+                        break
+            found.append((start, i + 1, "sym"))
+    for m in _CODE_SCAN_RE.finditer(text):  # one alternation scan beats 38 str.find calls
+        i, end = m.span()
+        if (i == 0 or not text[i - 1].isalpha()) and (end == len(text) or not text[end].isalpha()):
+            found.append((i, end, "code"))
+    low = text.lower()
+    if len(low) == len(text) and any(h in low for h in _WORDCUR_HEADS):
+        for head in _WORDCUR_HEADS:
+            for i in _find_all(low, head):
+                m = _WORDCUR_RE.match(text, i)
+                if m and (i == 0 or not text[i - 1].isalpha()):
+                    found.append((i, m.end(), "word"))
+    found.sort()
+    return found
+
+
+def _price_atoms(text: str) -> list[tuple[int, int]]:
+    atoms: list[tuple[int, int]] = []
+    last = 0
+    for start, end, kind in _markers(text):
+        if start < last:
+            continue
+        word_start = start == 0 or not (text[start - 1].isalnum() or text[start - 1] in "_$€£¥")
+        if kind != "word" and word_start:
+            after = (_AFTER_CODE_RE if kind == "code" else _AFTER_MARKER_RE).match(text, end)
+            if after:
+                atoms.append((start, after.end()))
+                last = after.end()
+                continue
+        before = _BEFORE_MARKER_RE.search(text, max(last, start - 40), start)
+        if before and (before.start() == 0 or not (text[before.start() - 1].isalnum()
+                                                    or text[before.start() - 1] in "$€£¥")):
+            atoms.append((before.start(), end))
+            last = end
+    return atoms
+
+
 # "10-" / "10 to " before an amount whose marker comes last ("10-15 USD").
 _RANGE_HEAD_RE = re.compile(rf"{_NUM}{_MAG}\s?(?:-|–|—|to)\s?$")
 # "-15" / " to 15" after an amount whose marker comes first ("$10-15").
 _RANGE_TAIL_RE = re.compile(rf"\s?(?:-|–|—|to)\s?(?:{_SYM}\s?)?{_NUM}{_MAG}(?![\w%])")
+_RANGE_HINT_RE = re.compile(r"[-–—]|to")  # cheap pre-checks before the full range/unit patterns
+_UNIT_HINT_RE = re.compile(r"\s?/|\s(?:per|an?|each|ea)\b", re.IGNORECASE)
 _RANGE_JOIN_RE = re.compile(r"\s?(?:-|–|—|to)\s?$")
 _UNIT = (
     r"(?:unit|units|pc|pcs|piece|pieces|item|items|kg|g|lb|lbs|oz|ton|tonne|t|l|litre|liter|ml|m|m2|m²|sqm|sqft|ft|"
-    r"each|ea|case|carton|pallet|box|pack|dozen|pair|set|roll|seat|user|licen[cs]e|hour|hr|h|day|week|"
+    r"each|ea|case|carton|pallet|box|pack|bottle|can|bag|jar|tube|dozen|pair|set|roll|seat|user|licen[cs]e|hour|hr|h|day|week|"
     r"month|mo|year|yr|annum|night|page|word|kwh|mwh|sku|order|shipment|container)"
 )
 _PER_UNIT_RE = re.compile(rf"(?:\s?/\s?{_UNIT}|\s(?:per|a|an)\s{_UNIT}|\s(?:each|ea\.?))(?![A-Za-z])", re.I)
 
 
 def find_prices(text: str) -> list[Span]:
-    atoms = [(m.start(), m.end()) for m in _PRICE_ATOM_RE.finditer(text)]
+    atoms = _price_atoms(text)
     if not atoms:
         return []
     merged: list[list[int]] = []
@@ -52,7 +117,8 @@ def find_prices(text: str) -> list[Span]:
         if merged and _RANGE_JOIN_RE.fullmatch(text, merged[-1][1], start):
             merged[-1][1] = end
             continue
-        head = _RANGE_HEAD_RE.search(text, max(0, start - 24), start)
+        near = text[max(0, start - 4):start]
+        head = _RANGE_HEAD_RE.search(text, max(0, start - 24), start) if _RANGE_HINT_RE.search(near) else None
         if head and (head.start() == 0 or not text[head.start() - 1].isalnum()):
             start = head.start()
         merged.append([start, end])
@@ -61,7 +127,7 @@ def find_prices(text: str) -> list[Span]:
         tail = _RANGE_TAIL_RE.match(text, end)
         if tail:
             end = tail.end()
-        unit = _PER_UNIT_RE.match(text, end)
+        unit = _PER_UNIT_RE.match(text, end) if _UNIT_HINT_RE.match(text, end) else None
         if unit:
             end = unit.end()
         out.append(Span(start, end, PRICE, 0.9))
@@ -71,7 +137,7 @@ def find_prices(text: str) -> list[Span]:
 _PCT = r"\d{1,3}(?:[.,]\d{1,2})?\s?(?:%|percent\b|pct\b)"
 _ADJ = (
     r"(?:volume|annual|year-end|yearly|quarterly|gross|net|target|early[- ]payment|trade|loyalty|retro|"
-    r"retrospective|bulk|quantity|promotional|distributor|dealer|reseller|partner|channel|agreed|contribution|"
+    r"retrospective|bulk|quantity|promotional|distributor|dealer|reseller|partner|channel|contribution|"
     r"operating|cash|prompt[- ]payment|growth)"
 )
 _KIND = r"(?:rebate|discount|margin|markup|mark-up|commission|kickback|bonus|off)"
@@ -81,26 +147,78 @@ _QTY_UNIT = (
     r"(?:\s(?:units?|pcs|pieces|cases|cartons|pallets|kg|tonnes|tons|boxes|items|sets|pairs|rolls|"
     r"meters|metres|bottles|cans|bags|packs|dozen|containers|licen[cs]es|seats))?"
 )
-_TERM_RE = re.compile(
-    r"(?<![\w/])(?:"
-    r"(?:\d{1,2}(?:[.,]\d{1,2})?%?/\d{1,2},?\s)?(?i:net)[\s-]?\d{1,3}(?:\sdays)?(?:\s?EOM)?"
-    r"(?!\d|[.,]\d|%|\s?(?:g|kg|lbs?|ml|l|oz|units?|pcs|%|percent)\b)"
-    rf"|\d{{1,3}}\sdays\snet"
-    rf"|MOQ(?:\s?(?:of|is|:|=|at))?\s?{_QTY}{_QTY_UNIT}"
-    rf"|(?i:minimum\sorder(?:\squantity)?(?:\s\(MOQ\))?(?:\s(?:of|is|at))?:?)\s{_QTY}{_QTY_UNIT}"
-    rf"|{_PCT}\s(?:{_ADJ}\s){{0,2}}{_KIND}"
-    rf"|(?:{_ADJ}\s)?(?:rebate|discount|margin|markup|mark-up|commission):?\s(?:(?:of|is|at|to|set\sat)\s)?"
-    rf"(?:(?:up\sto|approximately|about|roughly|around)\s)?{_PCT}"
-    rf"|[Ee]xclusive\s(?:distributor|distribution|supplier|supply|reseller|partner|agent|licen[cs]e|rights|dealer|"
-    rf"representation)(?:\s(?:agreement|rights|deal|contract))?\s(?:for|in|across|within|covering|throughout)\s{_REGION}"
-    rf"|[Ee]xclusivity\s(?:until|through|till|thru|to|ending|ends|expires)\s(?:(?:the\s)?end\sof\s)?"
-    r"(?:Q[1-4]\s|H[12]\s|(?:January|February|March|April|May|June|July|August|September|October|November|"
-    r"December)\s(?:\d{1,2},?\s)?)?(?:19|20)\d{2}"
-    rf"|[Ee]xclusivity\s(?:period\s)?(?:of|for)\s\d{{1,2}}\s(?:years?|months?)"
-    rf"|[Ee]xclusivity\s(?:in|for|across|covering)\s{_REGION}"
-    r")"
+# One regex per phrase family, each starting with a literal or class (fast
+# to scan for); the "not preceded by a word character or /" check is in Python.
+_NET_RE = re.compile(  # run on lower-cased text: a literal prefix is fast to scan for
+    r"net[\s-]?\d{1,3}(?:\sdays)?(?:\s?eom)?"
+    r"(?!\d|[.,]\d|%|\s?(?:g|kg|lbs?|ml|l|oz|units?|pcs|percent)\b)"
 )
+_NET_RE_I = re.compile(_NET_RE.pattern, re.IGNORECASE)
+_EARLY_PAY_RE = re.compile(r"\d{1,2}(?:[.,]\d{1,2})?%?/\d{1,2},?\s$")  # the "2/10 " of "2/10 net 30"
+_DAYS_NET_RE = re.compile(r"days\snet")  # literal-led; the count before it is checked separately
+_COUNT_BEFORE_RE = re.compile(r"\d{1,3}\s$")
+_PCT_MARK_RE = re.compile(r"%|percent|pct")
+_NUM_BEFORE_PCT_RE = re.compile(r"\d{1,3}(?:[.,]\d{1,2})?\s?$")
+_PCT_FIRST_RE = re.compile(rf"{_PCT}\s(?:{_ADJ}\s){{0,2}}{_KIND}", re.IGNORECASE)
+_TERM_RES = (  # (lower-case keyword that must occur, pattern)
+    ("moq", re.compile(rf"MOQ(?:\s?(?:of|is|:|=|at))?\s?{_QTY}{_QTY_UNIT}")),
+    ("minimum", re.compile(
+        rf"[Mm](?i:inimum\sorder(?:\squantity)?(?:\s\(MOQ\))?(?:\s(?:of|is|at))?:?)\s{_QTY}{_QTY_UNIT}")),
+    ("exclusiv", re.compile(
+        rf"[Ee]xclusiv(?:e\s(?:distributor|distribution|supplier|supply|reseller|partner|agent|licen[cs]e|rights|"
+        rf"dealer|representation)(?:\s(?:agreement|rights|deal|contract))?\s(?:for|in|across|within|covering|"
+        rf"throughout)\s{_REGION}"
+        r"|ity\s(?:until|through|till|thru|to|ending|ends|expires)\s(?:(?:the\s)?end\sof\s)?"
+        r"(?:Q[1-4]\s|H[12]\s|(?:January|February|March|April|May|June|July|August|September|October|November|"
+        r"December)\s(?:\d{1,2},?\s)?)?(?:19|20)\d{2}"
+        rf"|ity\s(?:period\s)?(?:of|for)\s\d{{1,2}}\s(?:years?|months?)"
+        rf"|ity\s(?:in|for|across|covering)\s{_REGION})"
+    )),
+)
+# "margin of 35%": matched on lower-cased text, optionally extended back over an adjective.
+_KIND_FIRST_RE = re.compile(
+    r"(?:rebate|discount|margin|markup|mark-up|commission):?\s(?:(?:of|is|at|to|set\sat)\s)?"
+    rf"(?:(?:up\sto|approximately|about|roughly|around)\s)?{_PCT}"
+)
+_ADJ_BEFORE_RE = re.compile(rf"{_ADJ}\s$")
+
+
+def _free(text: str, i: int) -> bool:
+    return i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "_/")
 
 
 def find_commercial_terms(text: str) -> list[Span]:
-    return [Span(m.start(), m.end(), COMMERCIAL_TERM, 0.85) for m in _TERM_RE.finditer(text)]
+    found: list[tuple[int, int]] = []
+    low = text.lower()
+    same = len(low) == len(text)
+    for m in (_NET_RE.finditer(low) if same else _NET_RE_I.finditer(text)):
+        start = m.start()
+        early = _EARLY_PAY_RE.search(text, max(0, start - 12), start)
+        if early and _free(text, early.start()):
+            start = early.start()
+        elif not _free(text, start):
+            continue
+        found.append((start, m.end()))
+    for hint, regex in _TERM_RES:
+        if hint in low:  # skip the scan when its keyword is absent
+            found.extend((m.start(), m.end()) for m in regex.finditer(text) if _free(text, m.start()))
+    for m in _DAYS_NET_RE.finditer(text):
+        count = _COUNT_BEFORE_RE.search(text, max(0, m.start() - 4), m.start())
+        if count and _free(text, count.start()):
+            found.append((count.start(), m.end()))
+    for m in _PCT_MARK_RE.finditer(low):
+        num = _NUM_BEFORE_PCT_RE.search(text, max(0, m.start() - 8), m.start())
+        if num:
+            term = _PCT_FIRST_RE.match(text, num.start())
+            if term and _free(text, num.start()):
+                found.append((num.start(), term.end()))
+    if same and ("%" in low or "pct" in low or "percent" in low):
+        for m in _KIND_FIRST_RE.finditer(low):
+            start = m.start()
+            adj = _ADJ_BEFORE_RE.search(low, max(0, start - 26), start)
+            if adj and _free(low, adj.start()):
+                start = adj.start()
+            elif not _free(low, start):
+                continue
+            found.append((start, m.end()))
+    return [Span(a, b, COMMERCIAL_TERM, 0.85) for a, b in found]

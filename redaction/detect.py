@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Callable, Collection
 
 from .commercial import find_commercial_terms, find_prices
-from .pii import find_cards, find_emails, find_ibans, find_ips, find_phones
+from .phones import find_phones
+from .pii import digit_runs, find_cards, find_emails, find_ibans, find_ips
 from .secrets import find_secrets, find_url_credentials
 from .spans import (
     COMMERCIAL_TERM,
@@ -17,6 +18,7 @@ from .spans import (
     SECRET,
     URL_CREDENTIALS,
     Span,
+    rank,
     resolve_overlaps,
 )
 from .terms import TermMatcher
@@ -26,7 +28,6 @@ DEFAULT_REGION = "US"
 _DETECTORS: dict[str, Callable[[str], list[Span]]] = {
     SECRET: find_secrets,
     URL_CREDENTIALS: find_url_credentials,
-    CREDIT_CARD: find_cards,
     IBAN_CODE: find_ibans,
     EMAIL_ADDRESS: find_emails,
     IP_ADDRESS: find_ips,
@@ -47,8 +48,16 @@ def detect_candidates(
     for type_, fn in _DETECTORS.items():
         if types is None or type_ in types:
             out.extend(fn(text))
-    if types is None or PHONE_NUMBER in types:
-        out.extend(find_phones(text, region))
+    want_card = types is None or CREDIT_CARD in types
+    want_phone = types is None or PHONE_NUMBER in types
+    if want_card or want_phone:
+        runs = digit_runs(text)
+        if want_card:
+            out.extend(find_cards(text, runs))
+        if want_phone:
+            # Every detector above outranks PHONE_NUMBER: let it skip their spans.
+            blocked = sorted((s for s in out if rank(s.type) < rank(PHONE_NUMBER)), key=lambda s: s.end)
+            out.extend(find_phones(text, region, blocked, runs))
     if terms:
         out.extend(terms.find(text))
     return out

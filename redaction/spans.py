@@ -1,6 +1,7 @@
 """Span value type, built-in type names, and deterministic overlap resolution."""
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -63,11 +64,16 @@ def resolve_overlaps(spans: Iterable[Span]) -> list[Span]:
     then higher score -- fully deterministic for a given input.
     """
     ordered = sorted(spans, key=lambda s: (rank(s.type), -(s.end - s.start), s.start, -s.score))
+    starts: list[int] = []  # kept spans, disjoint and sorted: starts/ends are both sorted
+    ends: list[int] = []
     kept: list[Span] = []
     for cand in ordered:
         if cand.end <= cand.start:
             continue
-        if all(cand.end <= k.start or cand.start >= k.end for k in kept):
-            kept.append(cand)
-    kept.sort(key=lambda s: s.start)
+        i = bisect.bisect_right(ends, cand.start)  # first kept span ending after cand.start
+        if i < len(starts) and starts[i] < cand.end:
+            continue
+        starts.insert(i, cand.start)
+        ends.insert(i, cand.end)
+        kept.insert(i, cand)
     return kept

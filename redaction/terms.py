@@ -38,7 +38,7 @@ class TermMatcher:
     first type given wins. Whitespace inside a term matches any whitespace run.
     """
 
-    __slots__ = ("_types", "_regex", "_count")
+    __slots__ = ("_types", "_regex", "_regex_i", "_count")
 
     def __init__(self, terms: Iterable[tuple[str, str]] = ()) -> None:
         types: dict[str, str] = {}
@@ -50,17 +50,21 @@ class TermMatcher:
                 types[key] = type_
         self._types = types
         self._count = len(types)
-        self._regex = self._compile(types) if types else None
+        self._regex, self._regex_i = self._compile(types) if types else (None, None)
 
     @staticmethod
-    def _compile(types: dict[str, str]) -> re.Pattern[str]:
+    def _compile(types: dict[str, str]) -> tuple[re.Pattern[str], re.Pattern[str]]:
         root: dict = {}
         for key in types:
             node = root
             for ch in key:
                 node = node.setdefault(_WS if ch == " " else ch, {})
             node[""] = True
-        return re.compile(r"(?<!\w)(?:" + _trie_pattern(root) + r")(?!\w)", re.IGNORECASE)
+        body = _trie_pattern(root) + r"(?!\w)"
+        # Case-sensitive pattern for lower-cased text: it starts with a literal
+        # branch, which the regex engine scans for quickly. The IGNORECASE one
+        # is the fallback when lower() changes the text length.
+        return re.compile(body), re.compile(body, re.IGNORECASE)
 
     @classmethod
     def empty(cls) -> "TermMatcher":
@@ -79,14 +83,22 @@ class TermMatcher:
         """Non-overlapping term spans in ``text``, sorted by start."""
         if self._regex is None:
             return []
+        low = text.lower()
+        regex, hay = (self._regex, low) if len(low) == len(text) else (self._regex_i, text)
         out = []
-        for m in self._regex.finditer(text):
-            type_ = self._types.get(_key(m.group()))
-            if type_ is None:  # case folding differs from str.lower(); rare
-                type_ = self._slow_type(m.group())
+        pos = 0
+        while True:
+            m = regex.search(hay, pos)
+            if m is None:
+                return out
+            if m.start() and (hay[m.start() - 1].isalnum() or hay[m.start() - 1] == "_"):
+                pos = m.start() + 1  # not at a word start; a later term may start inside
+                continue
+            matched = text[m.start():m.end()]
+            type_ = self._types.get(_key(matched)) or self._slow_type(matched)
             if type_ is not None:
                 out.append(Span(m.start(), m.end(), type_, 1.0))
-        return out
+            pos = m.end()
 
     def _slow_type(self, matched: str) -> str | None:
         for key, type_ in self._types.items():

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (hand-written records are long lines on purpose)
 """Generate tests/data/redaction_corpus.jsonl from hand-written marked-up records.
 
 Markup: ⟦TYPE|value⟧ marks a labelled span; offsets are computed here, so they
@@ -35,7 +36,7 @@ RECORDS: list[tuple[str, str]] = [
     ("product", "Hand-poured soy candle, 40-hour burn time, cedar and bergamot. ⟦$|USD 24⟧ incl. gift box."),
     ("product", "Bamboo cutting board, 45 x 30 cm, model BB-4530. Made in Vietnam. No assembly required."),
     ("product", "Noise-cancelling headphones, 30 h battery, USB-C charging, firmware 2.4.1. Price: ⟦$|1.299,00 EUR⟧."),
-    ("product", "Trail running shoe, 8 mm drop, 280 g (size 42). Distributor price ⟦$|€38 to €42⟧ per pair depending on volume."),
+    ("product", "Trail running shoe, 8 mm drop, 280 g (size 42). Distributor price ⟦$|€38 to €42 per pair⟧ depending on volume."),
     ("product", "Premium olive oil, 500 ml bottle, cold pressed, harvest 2023. Export price ⟦$|EUR 7.80/bottle⟧ ex works."),
     ("product", "Merino base layer, 200 gsm, sizes XS-XXL, SKU ML-200-NVY-M. Wholesale ⟦$|$32.50 each⟧."),
     ("product", "Smart thermostat with 3.5 inch display, Wi-Fi and Matter support, version 3.1.0 app. ⟦$|¥12,800⟧ in Japan."),
@@ -52,10 +53,10 @@ RECORDS: list[tuple[str, str]] = [
     ("product", "Glass food containers, set of 5, BPA free, oven safe to 450 °F. Pack weight 3.2 kg."),
     # ---------------------------------------------------------------- supplier e-mails
     ("supplier_email", "Hi Tom,\nthanks for the call. As agreed, unit price is ⟦$|$4.20/unit⟧ for the first 10k, payment ⟦T|net 60⟧. Please send the PO to ⟦E|orders@northwind.example⟧.\nBest, Priya"),
-    ("supplier_email", "Dear Ms. Keller,\nplease find our revised quote attached: ⟦$|€2.15 per piece⟧, ⟦T|minimum order quantity of 5,000⟧ pieces, terms ⟦T|2/10 net 30⟧. Bank details: IBAN ⟦I|DE89 3704 0044 0532 0130 00⟧.\nKind regards,\nJonas Weber\n⟦P|+49 30 901820⟧"),
+    ("supplier_email", "Dear Ms. Keller,\nplease find our revised quote attached: ⟦$|€2.15 per piece⟧, ⟦T|minimum order quantity of 5,000 pieces⟧, terms ⟦T|2/10 net 30⟧. Bank details: IBAN ⟦I|DE89 3704 0044 0532 0130 00⟧.\nKind regards,\nJonas Weber\n⟦P|+49 30 901820⟧"),
     ("supplier_email", "Hello, our new remittance account is ⟦I|GB82 WEST 1234 5698 7654 32⟧ (sort code change from 1 March). Queries to ⟦E|ar@acme-industrial.example⟧ or ⟦P|+44 20 7946 0958⟧."),
     ("supplier_email", "Hi team, ⟦SUPPLIER|Acme Industrial⟧ can do ⟦$|$11.80/kg⟧ if we commit to 20 tonnes per quarter. They also offered a ⟦T|3% volume rebate⟧ above 100 tonnes."),
-    ("supplier_email", "Marco,\nfollowing up on the freight question: we can hold ⟦$|USD 1,850⟧ per container until end of month. Call me on ⟦P|+39 06 1234 5678⟧.\nCiao, Elena (⟦E|elena.bruno@example.it⟧)"),
+    ("supplier_email", "Marco,\nfollowing up on the freight question: we can hold ⟦$|USD 1,850 per container⟧ until end of month. Call me on ⟦P|+39 06 1234 5678⟧.\nCiao, Elena (⟦E|elena.bruno@example.it⟧)"),
     ("supplier_email", "Good morning,\n⟦SUPPLIER|Globex⟧ confirms ⟦T|Net-45⟧ payment terms and an ⟦T|exclusive distributor for the Nordics⟧ arrangement, subject to legal review.\nRegards, Procurement"),
     ("supplier_email", "Dear buyer, please update your records: remit to ⟦I|FR14 2004 1010 0505 0001 3M02 606⟧, BIC PSSTFRPPPAR. Invoice INV-2024-00871 remains due in 30 days."),
     ("supplier_email", "Hi Sam,\nprice increase notice: from 1 July resin pellets move from ⟦$|$1,450⟧ to ⟦$|$1,590 per tonne⟧. Contract C-7781 stays valid.\nThanks, ⟦E|sam.lee@globex.example⟧"),
@@ -68,7 +69,7 @@ RECORDS: list[tuple[str, str]] = [
     ("supplier_email", "Attached is the signed NDA. For logistics, please reach Kenji at ⟦P|+81 3-1234-5678⟧ or ⟦E|kenji.sato@example.jp⟧."),
     ("supplier_email", "Thanks for visiting our plant. Summary: tooling ⟦$|€18,500⟧ one-off, unit price ⟦$|€0.74⟧, lead time 6 weeks, ⟦T|exclusive supplier in North America⟧ until the tooling is amortised."),
     ("supplier_email", "Re: invoice 100234567 – payment was sent to ⟦I|ES91 2100 0418 4502 0005 1332⟧ on 12.03.2024, ref PO-2024-001234."),
-    ("supplier_email", "Hi Lena, ⟦SUPPLIER|Northwind Traders⟧ wants ⟦T|payment terms of net 90⟧? No way, max ⟦T|net 60⟧. Their rep: ⟦P|(312) 555-0176⟧."),
+    ("supplier_email", "Hi Lena, ⟦SUPPLIER|Northwind Traders⟧ wants payment terms of ⟦T|net 90⟧? No way, max ⟦T|net 60⟧. Their rep: ⟦P|(312) 555-0176⟧."),
     ("supplier_email", "Dear all, the account manager for ⟦CUSTOMER|Umbrella Retail⟧ is now Raj (⟦E|raj.patel@example.com⟧, ⟦P|+1 646 555 0147⟧)."),
     ("supplier_email", "Bonjour, merci pour la commande. Montant: ⟦$|4 250,00 €⟧. Virement sur ⟦I|FR14 2004 1010 0505 0001 3M02 606⟧ svp."),
     ("supplier_email", "Hi, the sample invoice is ⟦$|$75⟧ and we waive it for orders above ⟦$|$5k⟧. Tracking: 1Z999AA10123456784."),
@@ -86,15 +87,15 @@ RECORDS: list[tuple[str, str]] = [
     ("internal_note", "Freight quote from ⟦SUPPLIER|Globex⟧ Logistics: ⟦$|$2,300-$2,650⟧ per 40ft container Shanghai–Rotterdam, valid 14 days."),
     ("internal_note", "Q2 review: revenue up 12% QoQ, headcount 48, churn 2.1%. Nothing to escalate."),
     ("internal_note", "For ⟦CUSTOMER|Stark Logistics⟧ we agreed ⟦T|exclusivity through Q4 2026⟧ and a ⟦T|5% loyalty rebate⟧."),
-    ("internal_note", "Costing v2: materials ⟦$|$3.12⟧, labour ⟦$|$0.88⟧, overhead ⟦$|$0.40⟧ -> total ⟦$|$4.40⟧. Target ⟦T|markup at 45%⟧."),
+    ("internal_note", "Costing v2: materials ⟦$|$3.12⟧, labour ⟦$|$0.88⟧, overhead ⟦$|$0.40⟧ -> total ⟦$|$4.40⟧. ⟦T|Target markup at 45%⟧."),
     ("internal_note", "The supplier wants a ⟦T|minimum order of 300 cartons⟧ and ⟦T|Net 30⟧; finance prefers ⟦T|net 60⟧."),
     ("internal_note", "Meeting moved to 14:30 in room 4.12. Please bring the printed deck (v3.2) and the signed NDA."),
-    ("internal_note", "Heads-up: ⟦CUSTOMER|Umbrella Retail⟧ is asking for ⟦T|a 12% rebate⟧"[:0] + "Heads-up: ⟦CUSTOMER|Umbrella Retail⟧ is asking for a ⟦T|12% rebate⟧ on all 2025 volume; current deal is ⟦T|8% rebate⟧."),
+    ("internal_note", "Heads-up: ⟦CUSTOMER|Umbrella Retail⟧ is asking for a ⟦T|12% rebate⟧ on all 2025 volume; current deal is ⟦T|8% rebate⟧."),
     ("internal_note", "Budget for trade show: ⟦$|€15,000⟧ booth + ⟦$|€4,500⟧ travel. Approved by CFO on 2024-02-01."),
     ("internal_note", "⟦INTERNAL_CODENAME|Project Falcon⟧ BOM is frozen at rev C. Open issue: connector supplier lead time 16 weeks."),
-    ("internal_note", "Price war alert: ⟦SUPPLIER|Northwind Traders⟧ dropped to ⟦$|$0.95⟧ per bottle. Our ⟦T|margin of 22%⟧ would go to 9% if we match."),
+    ("internal_note", "Price war alert: ⟦SUPPLIER|Northwind Traders⟧ dropped to ⟦$|$0.95 per bottle⟧. Our ⟦T|margin of 22%⟧ would go to 9% if we match."),
     ("internal_note", "Contract draft: ⟦T|exclusivity period of 3 years⟧, renewal by mutual consent, ⟦T|MOQ: 10,000 pcs⟧ per year."),
-    ("internal_note", "We lost the Initech-style deal because of price, not quality. 3 of 5 lost deals in March cited price."),
+    ("internal_note", "We lost the ⟦CUSTOMER|Initech⟧-style deal because of price, not quality. 3 of 5 lost deals in March cited price."),
     ("internal_note", "Rebate table: tier 1 ⟦T|2% rebate⟧, tier 2 ⟦T|3.5% rebate⟧, tier 3 ⟦T|5% rebate⟧. Paid annually in January."),
     ("internal_note", "Shipping estimate ⟦$|$12-15/kg⟧ by air vs ⟦$|$2.10/kg⟧ by sea. Sea is 5 weeks."),
     # ---------------------------------------------------------------- CRM notes
@@ -108,7 +109,7 @@ RECORDS: list[tuple[str, str]] = [
     ("crm", "New contact: Aisha Khan <⟦E|aisha.khan@northwind.example⟧>, direct ⟦P|713-555-0181⟧, assistant ⟦P|713-555-0182⟧."),
     ("crm", "Customer paid with card ending 4444; full number never stored. Receipt sent."),
     ("crm", "Account 88213 moved to enterprise tier. Renewal date 2025-03-31. NPS 9."),
-    ("crm", "Contact us: ⟦E|support@example.org⟧ or +1 555 0100 (not a real line)."),
+    ("crm", "Contact us: ⟦E|support@example.org⟧ or ⟦P|+1 800 555 0199⟧ (toll free)."),
     ("crm", "Olivia from ⟦CUSTOMER|Stark Logistics⟧ asked for a call at ⟦P|+61 2 9374 4000⟧ at 9am Sydney time."),
     ("crm", "Duplicate record merged: ⟦E|J.Smith+orders@example.co.uk⟧ and ⟦E|j.smith@example.co.uk⟧ are the same person."),
     ("crm", "Prospect in Amsterdam: ⟦P|+31 20 123 4567⟧, speaks English. Budget unknown."),
@@ -120,11 +121,11 @@ RECORDS: list[tuple[str, str]] = [
     ("crm", "Demo done. They run 1.2.3 of our app, need upgrade to 2.0. Call back number ⟦P|+46 8 123 456 78⟧."),
     ("crm", "Lukas (Vienna) prefers bank transfer to ⟦I|AT61 1904 3002 3457 3201⟧; phone ⟦P|+43 1 5123456⟧."),
     # ---------------------------------------------------------------- config / secrets
-    ("config", "DATABASE_URL=⟦U|postgres://app_user:Xq93!fPz@db.internal.example⟧:5432/sluice\nREDIS_URL=redis://cache.internal.example:6379/0"),
+    ("config", "DATABASE_URL=postgres://⟦U|app_user:Xq93!fPz⟧@db.internal.example:5432/sluice\nREDIS_URL=redis://cache.internal.example:6379/0"),
     ("config", "[default]\naws_access_key_id = ⟦S|AKIAIOSFODNN7EXAMPLE⟧\naws_secret_access_key = ⟦S|wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY⟧\nregion = eu-west-1"),
     ("config", "STRIPE_SECRET_KEY=⟦S|sk_live_51HxQz2ExampleKeyDoNotUse9876⟧\nSTRIPE_PUBLISHABLE_KEY=pk_test_placeholder"),
     ("config", "curl -H \"Authorization: Bearer ⟦S|eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U⟧\" https://api.example.com/v1/orders"),
-    ("config", "git remote add origin ⟦U|https://deploy:Tr0ub4dor3@git.example.com⟧/team/app.git"),
+    ("config", "git remote add origin https://⟦U|deploy:Tr0ub4dor3⟧@git.example.com/team/app.git"),
     ("config", "export GITHUB_TOKEN=⟦S|ghp_R2d2C3poExampleToken0123456789abcdEF⟧"),
     ("config", "slack:\n  bot_token: ⟦S|xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx⟧\n  channel: \"#alerts\""),
     ("config", "ANTHROPIC_API_KEY=⟦S|sk-ant-api03-Ex4mpleKeyOnly_abcdefghijklmnopqrstuvwxyz012345⟧"),
@@ -137,14 +138,14 @@ RECORDS: list[tuple[str, str]] = [
     ("config", "listen [⟦IP|2001:db8::8a2e:370:7334⟧]:443 ssl;\nserver_name shop.example.com;"),
     ("config", "MYSQL_ROOT_PASSWORD=⟦S|hunter2hunter2⟧\nMYSQL_DATABASE=shop\nMYSQL_USER=shop"),
     ("config", "headers = {\"Authorization\": \"Bearer ⟦S|a1B2c3D4e5F6g7H8i9J0kLmN⟧\", \"Accept\": \"application/json\"}"),
-    ("config", "amqp_url: ⟦U|amqp://guest:gu3stPw@mq.example.net⟧:5672/vhost\nprefetch: 10"),
+    ("config", "amqp_url: amqp://⟦U|guest:gu3stPw⟧@mq.example.net:5672/vhost\nprefetch: 10"),
     ("config", "client_secret=⟦S|9f8e7d6c5b4a39281706f5e4d3c2b1a0⟧&grant_type=client_credentials"),
     ("config", "requirements: Django==5.0.6, psycopg==3.1.19, gunicorn==22.0.0 (python 3.11.7)"),
     ("config", "GOOGLE_MAPS_KEY=⟦S|AIzaSyA1234567890abcdefghijklmnopqrstuv⟧"),
     ("config", "login with passwd: ⟦S|s3cr3t!⟧ then run migrations; ssh to ⟦IP|203.0.113.7⟧ as deploy."),
     ("config", "The service rotates its token every 24 hours; the token itself lives in Vault under secret/app."),
     ("config", "gitlab_token = \"⟦S|glpat-Ex4mpleT0kenOnly12345⟧\""),
-    ("config", "redis://⟦U|:p4ssw0rdR3dis@cache.example.org⟧:6379/1 is the cache; fallback at ⟦IP|198.51.100.23⟧."),
+    ("config", "redis://⟦U|:p4ssw0rdR3dis⟧@cache.example.org:6379/1 is the cache; fallback at ⟦IP|198.51.100.23⟧."),
     ("config", "Set SECRET_KEY=⟦S|django-insecure-7f#k2@x!9q$w^e3r5t⟧ only in development."),
     ("config", "ipv6 gateway ⟦IP|fe80::1ff:fe23:4567:890a⟧, dns ⟦IP|2001:db8:0:1::53⟧, mac 00:1A:2B:3C:4D:5E"),
     # ---------------------------------------------------------------- hard negatives
@@ -186,6 +187,7 @@ RECORDS: list[tuple[str, str]] = [
     ("negative", "Replace secret=<your-secret> and token=${TOKEN} with real values at deploy time."),
     ("negative", "Serial numbers 1234 5678 9012 and 4000 1234 5678 9010 failed QA."),
     ("negative", "Build 1.0.0.1 is ready; IP whitelisting coming in version 1.4."),
+    ("negative", "Set $HOME and $PATH in your shell profile; the $ sign is escaped in templates."),
 ]
 
 # Templated mixes: realistic combinations of the pools above.
@@ -204,7 +206,7 @@ TEMPLATES = [
     "Supplier summary: price ⟦$|{price}⟧, terms ⟦T|{term}⟧, contact ⟦P|{phone}⟧.",
     "Remittance: IBAN ⟦I|{iban}⟧. Questions: ⟦E|{email}⟧ / ⟦P|{phone}⟧.",
     "Deal memo – ⟦T|{term}⟧ agreed; list ⟦$|{price}⟧. Card on file: ⟦C|{card}⟧.",
-    "Note: pay ⟦$|{price}⟧ to ⟦I|{iban}⟧ under ⟦T|{term}⟧ terms.",
+    "Note: pay ⟦$|{price}⟧ to ⟦I|{iban}⟧; agreed ⟦T|{term}⟧.",
 ]
 
 
@@ -237,8 +239,7 @@ def build() -> list[dict]:
         counters[prefix] = counters.get(prefix, 0) + 1
         text, spans = parse(marked)
         rec = {"id": f"{prefix}-{counters[prefix]:03d}", "text": text, "spans": spans}
-        if any(s["type"] not in ALIAS.values() for s in spans) or any(t in text for t, _ in TERMS):
-            rec["terms"] = TERMS
+        rec["terms"] = TERMS  # every record is evaluated with the same term list
         out.append(rec)
     return out
 

@@ -1,0 +1,154 @@
+"""Redaction benchmark: corpus precision/recall and 4 KB prompt latency.
+
+Run: python bench/redaction_bench.py [--runs 2000] [--no-presidio]
+Compares with presidio-analyzer's pattern recognizers (no NLP model) when
+that package is importable; otherwise says so and carries on.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from redaction import Policy, TermMatcher, detect, redact  # noqa: E402
+from redaction.evaluation import evaluate, load_corpus  # noqa: E402
+from redaction.spans import Span  # noqa: E402
+
+CORPUS = ROOT / "tests" / "data" / "redaction_corpus.jsonl"
+PRESIDIO_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS")
+
+
+def build_prompts(records: list[dict], n: int, size: int = 4096, seed: int = 7, labelled_every: int = 1) -> list[str]:
+    """~4 KB prompts of corpus records joined like form fields.
+
+    labelled_every=1: any record (dense, ~80 sensitive values per 4 KB);
+    labelled_every=k: only every k-th record carries labels, the others are
+    label-free corpus records (hard negatives / plain copy): a lighter mix.
+    """
+    rng = random.Random(seed)
+    labelled = [r for r in records if r["spans"]]
+    plain = [r for r in records if not r["spans"]]
+    prompts = []
+    for _ in range(n):
+        parts, length = [], 0
+        while length < size:
+            pool = records if labelled_every == 1 else (labelled if len(parts) % labelled_every == 0 else plain)
+            text = rng.choice(pool)["text"]
+            parts.append(text)
+            length += len(text) + 2
+        prompts.append("\n\n".join(parts)[:size])
+    return prompts
+
+
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(samples)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3  # noqa: E731
+    return pick(0.50), pick(0.99), statistics.fmean(ordered) * 1e3
+
+
+def time_calls(fn, prompts: list[str], runs: int) -> list[float]:
+    for p in prompts[:20]:  # warm-up
+        fn(p)
+    out = []
+    for i in range(runs):
+        text = prompts[i % len(prompts)]
+        start = time.perf_counter()
+        fn(text)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def print_scores(title: str, records: list[dict], predict, types=None) -> None:
+    print(f"\n{title}")
+    print(f"  {'type':<18} {'P(exact)':>9} {'R(exact)':>9} {'P(overlap)':>11} {'R(overlap)':>11} {'gold':>5}")
+    exact, overlap = evaluate(records, predict, "exact"), evaluate(records, predict, "overlap")
+    for type_ in sorted(exact.scores):
+        if types and type_ not in types:
+            continue
+        e, o = exact.scores[type_], overlap.scores[type_]
+        print(f"  {type_:<18} {e.precision:9.3f} {e.recall:9.3f} {o.precision:11.3f} {o.recall:11.3f} {e.tp + e.fn:5d}")
+
+
+def presidio_recognizers():
+    """Presidio's pattern recognizers for the types both libraries cover, or an error string."""
+    try:
+        import tldextract.tldextract as tx  # presidio's e-mail check; keep it off the network
+        tx.TLD_EXTRACTOR = tx.TLDExtract(suffix_list_urls=())
+        from presidio_analyzer.predefined_recognizers import (
+            CreditCardRecognizer,
+            EmailRecognizer,
+            IbanRecognizer,
+            IpRecognizer,
+            PhoneRecognizer,
+        )
+    except Exception as exc:  # ImportError, or a broken optional install
+        return f"presidio-analyzer not usable here ({type(exc).__name__})"
+    return [EmailRecognizer(), PhoneRecognizer(), CreditCardRecognizer(), IbanRecognizer(), IpRecognizer()]
+
+
+def presidio_detect(recognizers, text: str, threshold: float = 0.3) -> list[Span]:
+    found = []
+    for rec in recognizers:
+        for r in rec.analyze(text, rec.supported_entities, nlp_artifacts=None):
+            if r.score >= threshold:
+                found.append(Span(r.start, r.end, r.entity_type, r.score))
+    found.sort(key=lambda s: (s.start, -s.end))
+    out: list[Span] = []
+    for s in found:  # presidio may return overlaps; keep first/longest
+        if not out or s.start >= out[-1].end:
+            out.append(s)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=2000)
+    ap.add_argument("--no-presidio", action="store_true")
+    args = ap.parse_args()
+
+    records = load_corpus(CORPUS)
+    term_list = [tuple(t) for t in records[0].get("terms", [])]
+    terms = TermMatcher(term_list)
+    print(f"corpus: {len(records)} records, {sum(len(r['spans']) for r in records)} labelled spans; "
+          f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print_scores("redaction.detect (span match: same type; exact bounds / any overlap)", records,
+                 lambda r: detect(r["text"], terms=TermMatcher([tuple(t) for t in r.get("terms", [])])))
+
+    policy = Policy()
+    for mix, every in (("dense mix: any corpus record", 1), ("lighter mix: 1 in 4 records labelled", 4)):
+        prompts = build_prompts(records, 50, labelled_every=every)
+        avg_spans = statistics.fmean(len(detect(p, terms=terms)) for p in prompts)
+        print(f"\nlatency, {mix}: {len(prompts)} distinct 4096-char prompts "
+              f"(avg {avg_spans:.0f} detected spans each), {args.runs} runs:")
+        for label, fn in (("redact()", lambda t: redact(t, policy, terms=terms)),
+                          ("detect()", lambda t: detect(t, terms=terms))):
+            p50, p99, mean = percentiles(time_calls(fn, prompts, args.runs))
+            print(f"  {label:<28} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   mean {mean:6.2f} ms")
+    prompts = build_prompts(records, 50)
+
+    if args.no_presidio:
+        return
+    recognizers = presidio_recognizers()
+    if isinstance(recognizers, str):
+        print(f"\n{recognizers}; skipping the comparison")
+        return
+    print_scores("presidio-analyzer pattern recognizers (score >= 0.3), same corpus", records,
+                 lambda r: presidio_detect(recognizers, r["text"]), PRESIDIO_TYPES)
+    runs = min(args.runs, 300)
+    ours = lambda t: detect(t)  # noqa: E731
+    theirs = lambda t: presidio_detect(recognizers, t)  # noqa: E731
+    print(f"\nside by side, {runs} runs, only the 5 shared types for presidio (ours: all types, no terms):")
+    for label, fn in (("redaction.detect()", ours), ("presidio recognizers", theirs)):
+        p50, p99, mean = percentiles(time_calls(fn, prompts, runs))
+        print(f"  {label:<28} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   mean {mean:6.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

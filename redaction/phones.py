@@ -1,0 +1,128 @@
+"""PHONE_NUMBER detection: cheap candidate regex, then ``phonenumbers`` validation."""
+from __future__ import annotations
+
+import bisect
+import re
+from typing import Sequence
+
+import phonenumbers
+
+from .pii import NON_DIGIT_RE, digit_runs
+from .spans import PHONE_NUMBER, Span
+
+# Candidates: optional +/00 prefix, 7-15 digits, single separators or parens.
+_PHONE_RE = re.compile(
+    r"(?<![\w+#/.,$\u00a3\u20ac-])(?:\+|00)?(?:\(\d{1,5}\)|\d+)"
+    r"(?:(?:[ .\-/]|(?<=\)))\(?\d+\)?){0,7}(?![\w]|[.,:/-]?\d)"
+)
+_PHONE_CTX_RE = re.compile(
+    r"(?i)\b(?:tel|phone|call|mobile|mob|cell|fax|ph|whatsapp|direct|dial|sms|text|reach|contact|number|no)\b\W{0,4}$"
+)
+_DATE_LIKE_RE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{4}-\d{2,4}")
+_NANP = frozenset({"US", "CA"})
+_LAST_GROUP_RE = re.compile(r"[ .\-/]\(?\d+\)?$")
+
+
+def _phone_valid(cand: str, region: str) -> bool:
+    """phonenumbers validity; builds the number directly in the common cases
+    because ``phonenumbers.parse`` costs more than the validation itself."""
+    digits = NON_DIGIT_RE.sub("", cand)
+    number = None
+    if cand[0] == "+" or cand.startswith("00"):
+        if "(0)" not in cand:
+            intl = digits[2:] if cand[0] == "0" else digits
+            for n in (1, 2, 3):
+                if int(intl[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+                    national = intl[n:]
+                    if not national:
+                        return False
+                    number = phonenumbers.PhoneNumber(country_code=int(intl[:n]), national_number=int(national))
+                    zeros = len(national) - len(national.lstrip("0"))
+                    if zeros:
+                        number.italian_leading_zero = True
+                        number.number_of_leading_zeros = zeros if zeros > 1 else None
+                    break
+            else:
+                return False
+    elif region in _NANP:
+        if len(digits) == 11 and digits[0] == "1":
+            digits = digits[1:]
+        if len(digits) != 10:
+            return False
+        number = phonenumbers.PhoneNumber(country_code=1, national_number=int(digits))
+    if number is None:
+        try:
+            number = phonenumbers.parse(cand, region)
+        except phonenumbers.NumberParseException:
+            return False
+    # Try the country code's main region first: is_valid_number alone scans
+    # every region sharing the code (about 25 for +1).
+    main = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code, ("ZZ",))[0]
+    return phonenumbers.is_valid_number_for_region(number, main) or phonenumbers.is_valid_number(number)
+
+
+
+
+def _overlaps(blocked: Sequence[Span], start: int, end: int) -> bool:
+    i = bisect.bisect_left(blocked, start, key=lambda s: s.end)  # first span ending after start
+    return i < len(blocked) and blocked[i].start < end and blocked[i].end > start
+
+
+def find_phones(
+    text: str,
+    region: str = "US",
+    blocked: Sequence[Span] = (),
+    runs: Sequence[tuple[int, int]] | None = None,
+) -> list[Span]:
+    """Phone numbers valid for ``phonenumbers``; national formats use ``region``.
+
+    Candidates overlapping ``blocked`` spans (higher-priority detections,
+    sorted by end) are skipped without calling the slow validator.
+    """
+    out: list[Span] = []
+    last = -1
+    for start, end in digit_runs(text) if runs is None else runs:
+        lo, hi = max(0, start - 4), min(len(text), end + 2)
+        for m in _PHONE_RE.finditer(text, lo, hi):
+            if m.end() - m.start() < 7:
+                continue
+            span = _phone_at(text, m, region, blocked)
+            if span is not None and span.start >= last:
+                out.append(span)
+                last = span.end
+    return out
+
+
+def _phone_at(text: str, m: re.Match[str], region: str, blocked: Sequence[Span]) -> Span | None:
+    start, cand = m.start(), m.group()
+    # Drop a parenthesis that belongs to the surrounding prose.
+    if cand.endswith(")") and cand.count(")") > cand.count("("):
+        cand = cand[:-1]
+    if cand.startswith("(") and cand.count("(") > cand.count(")"):
+        cand, start = cand[1:], start + 1
+    if blocked:  # stop before a higher-priority span (e.g. a card right after the number)
+        i = bisect.bisect_left(blocked, start + 1, key=lambda s: s.end)
+        if i < len(blocked) and start < blocked[i].start < start + len(cand):
+            cand = cand[: blocked[i].start - start].rstrip(" .-/(")
+    # The candidate may have run on into a following number ("+44 20 7946 0958 2024"):
+    # retry without its last group or two.
+    for _ in range(3):
+        if _phone_ok(text, start, cand, region, blocked):
+            return Span(start, start + len(cand), PHONE_NUMBER, 0.85)
+        shorter = _LAST_GROUP_RE.sub("", cand)
+        if shorter == cand or len(shorter) < 7:
+            return None
+        cand = shorter
+    return None
+
+
+def _phone_ok(text: str, start: int, cand: str, region: str, blocked: Sequence[Span]) -> bool:
+    digits = len(NON_DIGIT_RE.sub("", cand))
+    if not 7 <= digits <= 15 or (blocked and _overlaps(blocked, start, start + len(cand))):
+        return False
+    international = cand[0] == "+" or cand.startswith("00")
+    if not international and digits == len(cand):
+        # A bare digit run is only a phone number with a phone-ish cue before it.
+        if not _PHONE_CTX_RE.search(text, max(0, start - 24), start):
+            return False
+    return not _DATE_LIKE_RE.fullmatch(cand) and _phone_valid(cand, region)

@@ -35,8 +35,27 @@ class Started(Event):
 
 @dataclass(frozen=True)
 class Delta(Event):
+    """Output text. `marks` lists [start, end, kind, type] spans of `text` that were restored
+    from placeholders (kind "restored") or masked by the output guard (kind "masked")."""
+
     text: str
+    marks: tuple = ()
     name = "delta"
+
+    def data(self) -> dict:
+        return {"text": self.text, "marks": [list(mark) for mark in self.marks]} if self.marks else {"text": self.text}
+
+    @classmethod
+    def from_segments(cls, segments) -> "Delta | None":
+        """One delta from redaction segments, or None when they hold no text."""
+        parts, marks, offset = [], [], 0
+        for segment in segments:
+            if segment.restored or segment.masked:
+                kind = "restored" if segment.restored else "masked"
+                marks.append((offset, offset + len(segment.text), kind, segment.type))
+            parts.append(segment.text)
+            offset += len(segment.text)
+        return cls("".join(parts), tuple(marks)) if offset else None
 
 
 @dataclass(frozen=True)

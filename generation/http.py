@@ -8,11 +8,14 @@ from . import services
 from .validation import RequestInvalid
 
 
-def api_error(status: int, code: str, message: str, *, param: str | None = None, headers=None) -> JsonResponse:
-    """The native error shape: {"error": {"code", "message"[, "param"]}}."""
+def api_error(
+    status: int, code: str, message: str, *, param: str | None = None, headers=None, **details
+) -> JsonResponse:
+    """The native error shape: {"error": {"code", "message"[, "param"][, details...]}}."""
     error = {"code": code, "message": message}
     if param:
         error["param"] = param
+    error.update(details)
     return JsonResponse({"error": error}, status=status, headers=headers)
 
 

@@ -11,19 +11,22 @@ import concurrent.futures
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.utils import timezone
 
+from redaction import OutputPipeline
+
 from . import services
+from .active import active_runs
 from .backends.base import Backend, CancelFlag, SamplingParams
 from .events import Accepted, Cancelled, Delta, Done, Error, Event, Queued, Started, TimedOut
 from .models import Generation
 from .process import OWNER_ID
-from .active import active_runs
 from .scheduler import Scheduler, Ticket
 from .streaming import ThreadBridge
 from .worker import TokenText, WorkerResult, run_model
@@ -53,6 +56,7 @@ class PreparedRequest:
     prompt_tokens: list[int]
     params: SamplingParams
     shape: services.RequestShape
+    placeholders: Mapping[str, str] = field(default_factory=dict)  # in memory only, for this request
 
 
 class GenerationRun:
@@ -85,6 +89,7 @@ class GenerationRun:
         self._bridge: ThreadBridge | None = None
         self._accepted_at = time.monotonic()
         self._finished = False
+        self._output_masked: dict[str, int] = {}
 
     async def open(self) -> None:
         """Take a queue place (QueueFull propagates) and create the row. With a free slot
@@ -140,6 +145,9 @@ class GenerationRun:
                     return
                 self._start_worker()
             bridge = self._bridge
+            output = OutputPipeline(
+                self.prepared.placeholders, restore=settings.SLUICE_REDACTION_RESTORE, guard=settings.SLUICE_OUTPUT_GUARD
+            )
             queue_ms = int((self._worker_started_at - self._accepted_at) * 1000)
             if self.record.status == Status.QUEUED:
                 await services.generation_start(generation=self.record, queue_ms=queue_ms)
@@ -154,9 +162,12 @@ class GenerationRun:
                     last_token = item.at
                     first_token_at = first_token_at or item.at
                     item = bridge.get_nowait()  # coalesce what arrived while we were busy
-                if texts:
-                    yield Delta("".join(texts))
+                if texts and (delta := Delta.from_segments(output.feed("".join(texts)))):
+                    yield delta
                 if isinstance(item, WorkerResult):
+                    if delta := Delta.from_segments(output.flush()):
+                        yield delta
+                    self._output_masked = output.masked_counts
                     outcome, terminal = self._final_outcome(item, started, first_token_at, last_token)
                     yield terminal
                     return
@@ -258,6 +269,7 @@ class GenerationRun:
             tokens_after_cancel=result.tokens_after_cancel if result else 0,
             first_token_at=self._wall_clock(first_token_at) if first_token_at else None,
             ttft_ms=ttft_ms,
+            output_masked=dict(self._output_masked),
             **fields,
         )
 

@@ -67,6 +67,7 @@ class Outcome:
     first_token_at: datetime | None = None
     ttft_ms: int | None = None
     tokens_per_second: float | None = None
+    output_masked: dict = field(default_factory=dict)  # types the output guard masked, with counts
 
 
 async def generation_accept(
@@ -130,6 +131,11 @@ async def generation_finish(*, generation: Generation, outcome: Outcome) -> None
         "duration_ms": outcome.duration_ms,
         "tokens_per_second": outcome.tokens_per_second,
     }
+    if outcome.output_masked:
+        fields["redaction_counts"] = {
+            **generation.redaction_counts,
+            **{f"output:{type_}": count for type_, count in outcome.output_masked.items()},
+        }
     for name, value in fields.items():
         setattr(generation, name, value)
     await Generation.objects.filter(pk=generation.pk).aupdate(**fields)

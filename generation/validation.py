@@ -14,12 +14,13 @@ from .backends.base import SamplingParams
 class RequestInvalid(Exception):
     """A 4xx the client can fix. `message` is safe to show and to log."""
 
-    def __init__(self, status: int, code: str, message: str, param: str | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, param: str | None = None, **details) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.param = param
+        self.details = details  # extra safe fields for the error body (e.g. rejected types)
 
 
 class GenerationBody(BaseModel):

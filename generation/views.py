@@ -55,7 +55,7 @@ async def generation_create(request):
         run = await open_run(payload=payload, caller=caller, channel=channel)
     except RequestInvalid as exc:
         logger.info("generation rejected: %s (%s)", exc.code, exc.status)
-        return api_error(exc.status, exc.code, exc.message, param=exc.param)
+        return api_error(exc.status, exc.code, exc.message, param=exc.param, **exc.details)
     except QueueFull as exc:
         return api_error(
             503, "overloaded", "All model slots are busy and the queue is full. Retry later.",

@@ -76,9 +76,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 20,
         }
     )
-    # Tests use a file too: the shared-cache in-memory database fails concurrent writers
-    # with "table is locked" instead of waiting, unlike the WAL file used in production.
-    DATABASES["default"].setdefault("TEST", {})["NAME"] = str(DATA_DIR / "test.sqlite3")
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 _channel_layer_url = env("CHANNEL_LAYER_URL", default="memory://")
@@ -150,6 +148,14 @@ SLUICE_TOTAL_TIMEOUT_SECONDS = env.float("SLUICE_TOTAL_TIMEOUT_SECONDS", default
 SLUICE_SHUTDOWN_GRACE_SECONDS = env.float("SLUICE_SHUTDOWN_GRACE_SECONDS", default=10.0)
 SLUICE_PRELOAD_MODEL = env.bool("SLUICE_PRELOAD_MODEL", default=True)
 SLUICE_API_KEY_CACHE_SECONDS = env.float("SLUICE_API_KEY_CACHE_SECONDS", default=30.0)
+
+# Redaction. Per-field policy overrides as JSON, e.g. {"prompt": {"PRICE": "redact"}};
+# the built-in defaults are in redaction/requests.py (DEFAULT_FIELD_POLICIES).
+SLUICE_REDACTION_POLICIES = env.json("SLUICE_REDACTION_POLICIES", default={})
+SLUICE_REDACTION_RESTORE = env.bool("SLUICE_REDACTION_RESTORE", default=True)  # put values back in the output
+SLUICE_OUTPUT_GUARD = env.bool("SLUICE_OUTPUT_GUARD", default=True)  # mask secrets/cards the model writes
+SLUICE_PHONE_REGION = env("SLUICE_PHONE_REGION", default="US")
+SLUICE_TERMS_REFRESH_SECONDS = env.float("SLUICE_TERMS_REFRESH_SECONDS", default=5.0)
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -10,7 +10,13 @@ os.environ.setdefault("SLUICE_BACKEND", "generation.backends.scripted.ScriptedBa
 os.environ.setdefault("SLUICE_PRELOAD_MODEL", "false")
 
 from project.settings import *  # noqa: E402,F403
-from project.settings import STORAGES  # noqa: E402
+from project.settings import DATA_DIR, DATABASES, STORAGES  # noqa: E402
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not SQLite's shared-cache memory database, which fails concurrent writers with
+    # "table is locked" instead of waiting as the production WAL file does. One per process,
+    # so concurrent test runs never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

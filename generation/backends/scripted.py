@@ -25,6 +25,7 @@ class ScriptedBackend:
     stall_after: int | None = None
     context_length: int = 512
     calls: list[dict] = []
+    prompts: list[str] = []  # every text tokenized: what the model would have seen
 
     def __init__(self, *, slots: int = 1, **_options) -> None:
         self.slot_count = slots
@@ -44,8 +45,10 @@ class ScriptedBackend:
         cls.fail_after = cls.stall_after = None
         cls.context_length = 512
         cls.calls = []
+        cls.prompts = []
 
     def tokenize(self, text: str) -> list[int]:
+        type(self).prompts.append(text)
         return [len(word) for word in text.split()] or [0]
 
     def generate(

@@ -155,6 +155,7 @@ LOG_FIELDS = (
     "timeout_source",
     "validation_result",
     "model_version",
+    "redaction_counts",  # added by the redaction issue: counts by type, never values
 )
 
 

@@ -133,7 +133,7 @@ SLUICE_MODEL_NAME = env("SLUICE_MODEL_NAME", default="")  # empty: derived from 
 SLUICE_MODEL_CACHE_DIR = Path(env("SLUICE_MODEL_CACHE_DIR", default=str(DATA_DIR / "models")))
 SLUICE_N_CTX = env.int("SLUICE_N_CTX", default=4096)
 SLUICE_N_BATCH = env.int("SLUICE_N_BATCH", default=256)
-SLUICE_N_THREADS = env.int("SLUICE_N_THREADS", default=0)  # 0: one per core
+SLUICE_N_THREADS = env.int("SLUICE_N_THREADS", default=0)  # 0: cores divided by slots
 SLUICE_N_GPU_LAYERS = env.int("SLUICE_N_GPU_LAYERS", default=0)  # -1: all layers
 SLUICE_SLOTS = env.int("SLUICE_SLOTS", default=1)
 SLUICE_MAX_QUEUE = env.int("SLUICE_MAX_QUEUE", default=16)

@@ -75,7 +75,8 @@ class LlamaCppBackend:
             raise BackendError(f"could not load model file {os.path.basename(model_path)}") from exc
         n_ctx = min(n_ctx, self._model.n_ctx_train()) if n_ctx > 0 else self._model.n_ctx_train()
         self.n_batch = max(1, min(n_batch, n_ctx))
-        threads = n_threads or os.cpu_count() or 1
+        # Slots run at once: more llama.cpp threads than cores makes its spin barriers crawl.
+        threads = n_threads or max(1, (os.cpu_count() or 1) // slots)
         self.slot_count = slots
         self._slots = [self._new_slot(n_ctx, threads, verbose) for _ in range(slots)]
         self._vocab = self._model.vocab

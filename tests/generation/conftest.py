@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 
 
@@ -30,3 +32,21 @@ def api_key(db):
 @pytest.fixture
 def auth_headers(api_key):
     return {"Authorization": f"Bearer {api_key[1]}"}
+
+
+class ListHandler(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.fixture
+def generation_log():
+    """Records of the sluice.generation logger (it does not propagate to the root)."""
+    handler, logger = ListHandler(), logging.getLogger("sluice.generation")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)

@@ -1,6 +1,7 @@
 """Redaction on the native API: placeholders to the model, values back to the caller."""
+import json
+
 import pytest
-from asgiref.sync import sync_to_async
 
 from generation.models import Generation
 from redaction.models import SensitiveTerm
@@ -25,7 +26,9 @@ def deltas(result):
     return [data for _, name, data in result.events() if name == "delta"]
 
 
-async def test_model_sees_placeholders_and_the_caller_gets_the_values_back(scripted, auth_headers, supplier_term):
+async def test_model_sees_placeholders_and_the_caller_gets_the_values_back(
+    scripted, auth_headers, supplier_term, generation_log
+):
     scripted.script = ["Reach ", "[EMA", "IL_1] at ", "[SUPP", "LIER_1", "] today."]
     prompt = "Email jane.doe@example.com about the veltrano metals order. Write a reminder."
     result = await call(URL, body={"prompt": prompt}, headers=auth_headers)
@@ -38,6 +41,9 @@ async def test_model_sees_placeholders_and_the_caller_gets_the_values_back(scrip
     assert [(kind, type_) for _, _, kind, type_ in marks] == [("restored", "EMAIL_ADDRESS"), ("restored", "SUPPLIER")]
     row = await Generation.objects.aget(request_id=result.events()[0][2]["request_id"])
     assert row.validation_result == "redacted"
+    line = json.loads(generation_log.records[-1].getMessage())
+    assert line["redaction_counts"] == {"EMAIL_ADDRESS": 1, "SUPPLIER": 1} and line["validation_result"] == "redacted"
+    assert "jane" not in generation_log.records[-1].getMessage()
     assert row.redaction_counts == {"EMAIL_ADDRESS": 1, "SUPPLIER": 1}
     assert "jane" not in repr(row.__dict__) and "eltrano" not in repr(row.__dict__)
 

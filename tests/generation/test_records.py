@@ -1,6 +1,5 @@
 """The Generation row and the log line hold shape only: exact fields, no text."""
 import json
-import logging
 
 import pytest
 
@@ -12,24 +11,6 @@ from .asgi_harness import call
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/v1/generations"
 CANARY = "QX-CANARY-9921 rebate 14% for Halvorsen"
-
-
-class ListHandler(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-
-@pytest.fixture
-def generation_log():
-    """Records of the sluice.generation logger (it does not propagate to the root)."""
-    handler, logger = ListHandler(), logging.getLogger("sluice.generation")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
 
 
 def log_lines(handler) -> list[dict]:

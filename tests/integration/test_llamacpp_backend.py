@@ -21,7 +21,7 @@ def backend():
     model = embedded_model_file()
     backend = LlamaCppBackend(
         model_path=str(model.path), model_name=model.name, model_version=model.sha256,
-        n_ctx=4096, n_batch=128, n_threads=2, slots=2,
+        n_ctx=4096, n_batch=128, n_threads=1, slots=2,
     )
     yield backend
     backend.close()

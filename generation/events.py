@@ -95,3 +95,17 @@ class TimedOut(Error):
 
     def data(self) -> dict:
         return {"code": self.code, "message": self.message, "timeout_source": self.timeout_source}
+
+
+def completion_body(*, request_id, model: str, done: Done, text: str) -> dict:
+    """The JSON-mode body of a completed generation (docs/api.md), for the API and the CLI."""
+    return {
+        "id": str(request_id),
+        "object": "generation",
+        "model": model,
+        "status": "completed",
+        "text": text,
+        "finish_reason": done.finish_reason,
+        "usage": done.usage,
+        "timings": done.timings,
+    }

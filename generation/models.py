@@ -113,3 +113,20 @@ class Generation(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED_STATUSES
+
+
+class ServerProcess(models.Model):
+    """A live process that can own running generations; it heartbeats while it lives, so
+    reconciliation never touches rows that a live process still owns."""
+
+    owner = models.CharField(max_length=64, unique=True)
+    hostname = models.CharField(max_length=100)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-heartbeat_at"]
+
+    def __str__(self) -> str:
+        return self.owner

@@ -11,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .active import active_runs
 from .backends.base import BackendError
-from .events import Cancelled, Delta, Done, Error, TimedOut
+from .events import Cancelled, Delta, Done, Error, TimedOut, completion_body
 from .http import api_error, authenticate
 from .intake import open_run
 from .models import Generation
@@ -88,16 +88,7 @@ async def _collect(run: GenerationRun) -> JsonResponse:
                 terminal = event
     headers = {"X-Request-ID": str(run.request_id)}
     if isinstance(terminal, Done):
-        body = {
-            "id": str(run.request_id),
-            "object": "generation",
-            "model": run.backend.info.name,
-            "status": "completed",
-            "text": "".join(parts),
-            "finish_reason": terminal.finish_reason,
-            "usage": terminal.usage,
-            "timings": terminal.timings,
-        }
+        body = completion_body(request_id=run.request_id, model=run.backend.info.name, done=terminal, text="".join(parts))
         return JsonResponse(body, headers=headers)
     if isinstance(terminal, TimedOut):
         return api_error(504, terminal.code, terminal.message, headers=headers)

@@ -148,6 +148,8 @@ SLUICE_TOTAL_TIMEOUT_SECONDS = env.float("SLUICE_TOTAL_TIMEOUT_SECONDS", default
 SLUICE_SHUTDOWN_GRACE_SECONDS = env.float("SLUICE_SHUTDOWN_GRACE_SECONDS", default=10.0)
 SLUICE_PRELOAD_MODEL = env.bool("SLUICE_PRELOAD_MODEL", default=True)
 SLUICE_API_KEY_CACHE_SECONDS = env.float("SLUICE_API_KEY_CACHE_SECONDS", default=30.0)
+SLUICE_OWNER_HEARTBEAT_SECONDS = env.float("SLUICE_OWNER_HEARTBEAT_SECONDS", default=10.0)
+SLUICE_OWNER_TIMEOUT_SECONDS = env.float("SLUICE_OWNER_TIMEOUT_SECONDS", default=45.0)  # a process silent this long is dead
 
 # Redaction. Per-field policy overrides as JSON, e.g. {"prompt": {"PRICE": "redact"}};
 # the built-in defaults are in redaction/requests.py (DEFAULT_FIELD_POLICIES).

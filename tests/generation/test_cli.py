@@ -32,7 +32,7 @@ def scheduler_and_backend():
     return get_scheduler(), get_backend()
 
 
-def test_streams_the_text_to_stdout_and_the_summary_to_stderr(scripted, caplog):
+def test_streams_the_text_to_stdout_and_the_summary_to_stderr(scripted, caplog, capfd):
     out, err = generate(SECRET, "--max-tokens", "20", "--temperature", "0", "--stop", "x", "--stop", "y")
     assert out == "Hello, world.\n"
     assert "ttft " in err and "4 tokens" in err and "tokens/s" in err and "finish stop" in err
@@ -42,7 +42,8 @@ def test_streams_the_text_to_stdout_and_the_summary_to_stderr(scripted, caplog):
     assert row.user_id is None and row.api_key_id is None and row.max_tokens == 20
     params = scripted.calls[0]["params"]
     assert (params.temperature, params.stop) == (0.0, ("x", "y"))
-    assert SECRET not in err and SECRET not in caplog.text
+    process_output = capfd.readouterr()
+    assert SECRET not in err + caplog.text + process_output.out + process_output.err
 
 
 def test_each_delta_is_flushed_as_it_arrives(scripted):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from contextlib import aclosing
@@ -10,9 +11,10 @@ from contextlib import aclosing
 from django.core.management.base import BaseCommand, CommandError
 
 from generation.backends.base import BackendError
-from generation.events import Accepted, Cancelled, Delta, Done, Error, Queued
+from generation.events import Accepted, Cancelled, Delta, Done, Error, Queued, completion_body
 from generation.intake import open_run
 from generation.models import Generation
+from generation.ownership import process_heartbeat_start, process_unregister
 from generation.scheduler import QueueFull
 from generation.services import Caller
 from generation.validation import RequestInvalid, validate_generation
@@ -43,10 +45,18 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         self.as_json, self.quiet = as_json, quiet
         self.cancel_requested = False
-        run, terminal, text = asyncio.run(self.stream(generation_input))
+        process_heartbeat_start()  # this process owns its run: reconciliation elsewhere must leave it alone
+        try:
+            run, terminal, text = asyncio.run(self.stream(generation_input))
+        except BrokenPipeError:  # the reader left (`| head`); the row already says client_disconnect
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            raise SystemExit(1) from None
+        finally:
+            process_unregister()
         if isinstance(terminal, Done):
             if as_json:
-                self.stdout.write(json.dumps(result_object(run, terminal, text)))
+                body = completion_body(request_id=run.request_id, model=run.backend.info.name, done=terminal, text=text)
+                self.stdout.write(json.dumps(body))
             if not quiet:
                 self.stderr.write(summary(terminal, queued=self.queued))
         elif isinstance(terminal, Cancelled) and self.cancel_requested:
@@ -117,20 +127,6 @@ def read_prompt(argument: str) -> str:
         return raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeError:
         raise CommandError("The prompt is not valid UTF-8.") from None
-
-
-def result_object(run, done: Done, text: str) -> dict:
-    """The API's JSON-mode body (docs/api.md), so scripts can parse either."""
-    return {
-        "id": str(run.request_id),
-        "object": "generation",
-        "model": run.backend.info.name,
-        "status": "completed",
-        "text": text,
-        "finish_reason": done.finish_reason,
-        "usage": done.usage,
-        "timings": done.timings,
-    }
 
 
 def summary(done: Done, *, queued: bool) -> str:

@@ -1,0 +1,11 @@
+from django.core.management.base import BaseCommand
+
+from generation.ownership import generations_reconcile
+
+
+class Command(BaseCommand):
+    help = "Mark generations left queued or running by a dead server process as interrupted."
+
+    def handle(self, *args, **options):
+        count = generations_reconcile()
+        self.stdout.write(f"Interrupted {count} generation(s) left by dead processes.")

@@ -1,0 +1,97 @@
+"""Process ownership of runs: a heartbeat per process, and reconciliation of rows that a
+dead process left queued or running (they become `interrupted`)."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from .models import Generation, ServerProcess
+from .process import OWNER_ID
+from .services import log_generation
+
+logger = logging.getLogger(__name__)
+UNFINISHED = (Generation.Status.QUEUED, Generation.Status.RUNNING)
+_heartbeat_started = threading.Event()
+
+
+def process_register() -> None:
+    """Record this process as live (idempotent)."""
+    ServerProcess.objects.update_or_create(
+        owner=OWNER_ID,
+        defaults={"hostname": socket.gethostname()[:100], "pid": os.getpid(), "heartbeat_at": timezone.now()},
+    )
+
+
+def process_heartbeat_start() -> None:
+    """Register, then beat every SLUICE_OWNER_HEARTBEAT_SECONDS in a daemon thread."""
+    if _heartbeat_started.is_set():
+        return
+    _heartbeat_started.set()
+    process_register()
+    threading.Thread(target=_beat_forever, name="sluice-heartbeat", daemon=True).start()
+
+
+def _beat_forever() -> None:
+    while True:
+        threading.Event().wait(settings.SLUICE_OWNER_HEARTBEAT_SECONDS)
+        try:
+            close_old_connections()
+            if not ServerProcess.objects.filter(owner=OWNER_ID).update(heartbeat_at=timezone.now()):
+                process_register()  # our row was pruned while we were stalled: come back
+            generations_reconcile()  # rows of peers that died since the last beat
+        except Exception:  # noqa: BLE001 - a missed beat must not kill the thread
+            logger.exception("process heartbeat failed")
+
+
+def process_unregister() -> None:
+    ServerProcess.objects.filter(owner=OWNER_ID).delete()
+
+
+def _dead_local_owners() -> list[str]:
+    """Processes registered from this host whose pid is gone: dead without waiting for
+    their heartbeat to go stale (a crashed server restarting at once)."""
+    local = ServerProcess.objects.filter(hostname=socket.gethostname()[:100]).exclude(owner=OWNER_ID)
+    return [process.owner for process in local.only("owner", "pid") if not _pid_alive(process.pid)]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def generations_reconcile() -> int:
+    """Mark rows owned by no live process as interrupted; prune dead processes.
+
+    A process is live while its heartbeat is younger than SLUICE_OWNER_TIMEOUT_SECONDS and,
+    on this host, while its pid exists.
+    Returns how many rows were interrupted; each gets its operational log line.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.SLUICE_OWNER_TIMEOUT_SECONDS)
+    with transaction.atomic():
+        ServerProcess.objects.filter(owner__in=_dead_local_owners()).delete()
+        live = ServerProcess.objects.filter(heartbeat_at__gte=cutoff).values("owner")
+        orphans = Generation.objects.filter(status__in=UNFINISHED).exclude(owner__in=live)
+        rows = list(orphans.select_for_update())
+        for row in rows:
+            row.status = Generation.Status.INTERRUPTED
+            row.finished_at = now
+            row.duration_ms = int((now - row.created_at).total_seconds() * 1000)
+            row.error_code = "process_died"
+        Generation.objects.bulk_update(rows, ["status", "finished_at", "duration_ms", "error_code"], batch_size=500)
+        ServerProcess.objects.filter(heartbeat_at__lt=cutoff).delete()
+    for row in rows:
+        log_generation(row)
+    return len(rows)

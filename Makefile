@@ -29,8 +29,7 @@ prepare: setup
 	$(BIN)/python manage.py ensure_admin
 
 run: prepare
-	@echo "Sluice on http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
-	$(BIN)/daphne -b $(HOST) -p $(PORT) project.asgi:application
+	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 test: setup-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -12,6 +12,7 @@ class ActiveRuns:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runs: dict[str, GenerationRun] = {}
+        self.draining = False  # set on shutdown: new requests are refused
 
     def add(self, run: GenerationRun) -> None:
         with self._lock:

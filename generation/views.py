@@ -44,6 +44,10 @@ async def generation_create(request):
     """POST /api/v1/generations: SSE stream by default, one JSON object when asked."""
     if request.method != "POST":
         return api_error(405, "method_not_allowed", "Use POST.", headers={"Allow": "POST"})
+    if active_runs.draining:
+        return api_error(
+            503, "shutting_down", "This server is shutting down. Retry shortly.", headers={"Retry-After": "5"}
+        )
     try:
         caller = await authenticate(request)
         try:

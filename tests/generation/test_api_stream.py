@@ -167,3 +167,46 @@ async def _other_key():
     from generation.services import api_key_create
 
     return await sync_to_async(api_key_create)(name="other")
+
+
+async def test_queue_wait_timeout_ends_a_waiting_stream(scripted, auth_headers, settings):
+    settings.SLUICE_QUEUE_TIMEOUT_SECONDS = 0.3
+    scripted.script = ["x"] * 60
+    scripted.token_delay = 0.02
+    first = asyncio.create_task(call(URL, body={"prompt": "first", "max_tokens": 60}, headers=auth_headers))
+    await asyncio.sleep(0.1)
+    waiting = await call(URL, body={"prompt": "second"}, headers=auth_headers)
+    names = [name for _, name, _ in waiting.events()]
+    assert names == ["accepted", "error"] and waiting.events()[-1][2]["timeout_source"] == "queue_wait"
+    row = await Generation.objects.aget(request_id=waiting.events()[0][2]["request_id"])
+    assert (row.status, row.timeout_source, row.started_at) == ("timed_out", "queue_wait", None)
+    assert (await first).events()[-1][1] == "done"
+
+
+async def test_total_timeout_stops_a_run_that_keeps_going(scripted, auth_headers, settings):
+    settings.SLUICE_TOTAL_TIMEOUT_SECONDS = 0.3
+    scripted.script = ["x"] * 200
+    scripted.token_delay = 0.01
+    result = await call(URL, body={"prompt": "x", "max_tokens": 200}, headers=auth_headers)
+    name, data = result.events()[-1][1:]
+    assert name == "error" and data["timeout_source"] == "total"
+    row = await Generation.objects.aget(request_id=result.events()[0][2]["request_id"])
+    assert row.status == "timed_out" and row.timeout_source == "total" and 5 < row.output_tokens < 200
+
+
+async def test_cancel_a_queued_generation(scripted, auth_headers):
+    scripted.script = ["x"] * 40
+    scripted.token_delay = 0.02
+    first = asyncio.create_task(call(URL, body={"prompt": "first", "max_tokens": 40}, headers=auth_headers))
+    await asyncio.sleep(0.1)
+    second = asyncio.create_task(call(URL, body={"prompt": "second"}, headers=auth_headers))
+    await asyncio.sleep(0.1)
+    queued_row = await Generation.objects.filter(status="queued").aget()
+    response = await call(f"{URL}/{queued_row.request_id}/cancel", headers=auth_headers)
+    assert response.status == 202
+    events = (await second).events()
+    assert [name for _, name, _ in events] == ["accepted", "cancelled"]
+    assert events[-1][2] == {"reason": "client_cancel"}
+    await queued_row.arefresh_from_db()
+    assert (queued_row.status, queued_row.cancel_reason, queued_row.started_at) == ("cancelled", "client_cancel", None)
+    assert (await first).events()[-1][1] == "done"

@@ -85,7 +85,7 @@ def start_server(data_dir: Path, **overrides) -> LiveServer:
     log_path = data_dir / "server.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
+        [sys.executable, "manage.py", "serve", "--port", str(port)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     server = LiveServer(f"http://127.0.0.1:{port}", api_key, data_dir, log_path, process)

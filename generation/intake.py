@@ -3,13 +3,14 @@ check that prompt plus max_tokens fit the model's context."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 
 from django.conf import settings
 
 from redaction.requests import RequestRedaction, redact_fields, term_matchers
 
 from . import services
-from .backends.base import Backend
+from .backends.base import Backend, SamplingParams
 from .backends.registry import get_backend, loaded_backend
 from .runner import GenerationRun, Limits, PreparedRequest
 from .scheduler import Scheduler
@@ -42,25 +43,37 @@ def run_limits() -> Limits:
 INLINE_TOKENIZE_CHARS = 2000
 
 
-async def prepare_request(payload: GenerationInput, backend: Backend) -> PreparedRequest:
-    """Redact the prompt by its field policy (422 on a rejected type), then tokenize and
-    check the context. Short prompts are handled inline: cheaper than a thread hop."""
-    inline = len(payload.prompt) <= INLINE_TOKENIZE_CHARS
+def prompt_field(texts: Mapping[str, str]) -> str:
+    """The native API's prompt builder: the prompt is its one field."""
+    return texts["prompt"]
+
+
+async def prepare_request(
+    *,
+    fields: Mapping[str, str],
+    params: SamplingParams,
+    backend: Backend,
+    build_prompt: Callable[[Mapping[str, str]], str] = prompt_field,
+) -> PreparedRequest:
+    """Redact each field by its policy (422 on a rejected type), build the model prompt from
+    the redacted fields, then tokenize and check the context. Short inputs are handled
+    inline: cheaper than a thread hop."""
+    chars = sum(len(text) for text in fields.values())
+    inline = chars <= INLINE_TOKENIZE_CHARS
     terms = term_matchers.cached() if not term_matchers.needs_check() else await asyncio.to_thread(term_matchers.current)
-    fields = {"prompt": payload.prompt}
     redaction = redact_fields(fields, terms=terms) if inline else await asyncio.to_thread(redact_fields, fields, terms=terms)
     reject_if_needed(redaction)
-    prompt = redaction.texts["prompt"]
+    prompt = build_prompt(redaction.texts)
     prompt_tokens = backend.tokenize(prompt) if inline else await asyncio.to_thread(backend.tokenize, prompt)
-    check_context(len(prompt_tokens), payload.params.max_tokens, backend.info.context_length)
+    check_context(len(prompt_tokens), params.max_tokens, backend.info.context_length)
     shape = services.RequestShape(
-        prompt_chars=len(payload.prompt),
+        prompt_chars=chars,
         prompt_tokens=len(prompt_tokens),
-        max_tokens=payload.params.max_tokens,
+        max_tokens=params.max_tokens,
         validation_result=redaction.validation_result,
         redaction_counts=redaction.counts,
     )
-    return PreparedRequest(prompt_tokens=prompt_tokens, params=payload.params, shape=shape, placeholders=redaction.mapping)
+    return PreparedRequest(prompt_tokens=prompt_tokens, params=params, shape=shape, placeholders=redaction.mapping)
 
 
 def reject_if_needed(redaction: RequestRedaction) -> None:
@@ -76,11 +89,22 @@ def reject_if_needed(redaction: RequestRedaction) -> None:
         )
 
 
-async def open_run(*, payload: GenerationInput, caller: services.Caller, channel: str) -> GenerationRun:
-    """Prepare, queue and record a request. Raises RequestInvalid or QueueFull before any
-    response has started."""
+async def open_run(
+    *,
+    caller: services.Caller,
+    channel: str,
+    payload: GenerationInput | None = None,
+    fields: Mapping[str, str] | None = None,
+    params: SamplingParams | None = None,
+    build_prompt: Callable[[Mapping[str, str]], str] = prompt_field,
+) -> GenerationRun:
+    """Prepare, queue and record a request: either a native `payload` (one prompt) or
+    several redacted `fields` turned into a prompt by `build_prompt` (the editor).
+    Raises RequestInvalid or QueueFull before any response has started."""
+    if payload is not None:
+        fields, params = {"prompt": payload.prompt}, payload.params
     backend = loaded_backend() or await asyncio.to_thread(get_backend)
-    prepared = await prepare_request(payload, backend)
+    prepared = await prepare_request(fields=fields, params=params, backend=backend, build_prompt=build_prompt)
     run = GenerationRun(
         prepared=prepared,
         caller=caller,

@@ -29,6 +29,7 @@ _WORDCUR = r"(?:dollars?|euros?|pounds?(?:\ssterling)?|cents?|pence|yen|francs?)
 # cheaper than a regex scan) and then extended to the amount before or after it.
 _SYMBOLS = "$€£¥₹₩₽₺₪₫₱"
 _DOLLAR_PREFIXES = ("US", "AU", "CA", "HK", "NZ", "S", "R", "A", "C", "N")
+_DOLLAR_PREFIX_ENDS = frozenset(p[-1] for p in _DOLLAR_PREFIXES)  # cheap test before the loop
 _WORDCUR_HEADS = ("dollar", "euro", "pound", "cent", "pence", "yen", "franc")
 _CODE_SCAN_RE = re.compile("|".join(_CODES))
 _WORDCUR_RE = re.compile(rf"{_WORDCUR}(?![A-Za-z])", re.IGNORECASE)
@@ -44,13 +45,13 @@ def _find_all(hay: str, needle: str) -> Iterator[int]:
         i = hay.find(needle, i + 1)
 
 
-def _markers(text: str) -> list[tuple[int, int, str]]:
+def _markers(text: str, low: str | None = None) -> list[tuple[int, int, str]]:
     """(start, end, kind) of currency markers; kind is "sym", "code" or "word"."""
     found: list[tuple[int, int, str]] = []
     for sym in _SYMBOLS:
         for i in _find_all(text, sym):
             start = i
-            if sym == "$":
+            if sym == "$" and i and text[i - 1] in _DOLLAR_PREFIX_ENDS:
                 for prefix in _DOLLAR_PREFIXES:
                     if text.startswith(prefix, i - len(prefix)) and i >= len(prefix):
                         start = i - len(prefix)
@@ -60,7 +61,8 @@ def _markers(text: str) -> list[tuple[int, int, str]]:
         i, end = m.span()
         if (i == 0 or not text[i - 1].isalpha()) and (end == len(text) or not text[end].isalpha()):
             found.append((i, end, "code"))
-    low = text.lower()
+    if low is None:
+        low = text.lower()
     if len(low) == len(text) and any(h in low for h in _WORDCUR_HEADS):
         for head in _WORDCUR_HEADS:
             for i in _find_all(low, head):
@@ -71,10 +73,10 @@ def _markers(text: str) -> list[tuple[int, int, str]]:
     return found
 
 
-def _price_atoms(text: str) -> list[tuple[int, int]]:
+def _price_atoms(text: str, low: str | None = None) -> list[tuple[int, int]]:
     atoms: list[tuple[int, int]] = []
     last = 0
-    for start, end, kind in _markers(text):
+    for start, end, kind in _markers(text, low):
         if start < last:
             continue
         word_start = start == 0 or not (text[start - 1].isalnum() or text[start - 1] in "_$€£¥")
@@ -107,8 +109,9 @@ _UNIT = (
 _PER_UNIT_RE = re.compile(rf"(?:\s?/\s?{_UNIT}|\s(?:per|a|an)\s{_UNIT}|\s(?:each|ea\.?))(?![A-Za-z])", re.I)
 
 
-def find_prices(text: str) -> list[Span]:
-    atoms = _price_atoms(text)
+def find_prices(text: str, *, low: str | None = None) -> list[Span]:
+    """``low`` is ``text.lower()`` when the caller already has it."""
+    atoms = _price_atoms(text, low)
     if not atoms:
         return []
     merged: list[list[int]] = []
@@ -183,13 +186,46 @@ _KIND_FIRST_RE = re.compile(
 _ADJ_BEFORE_RE = re.compile(rf"{_ADJ}\s$")
 
 
+# Characters that IGNORECASE matching (or lower()) folds onto an ASCII letter:
+# where none occurs, a keyword found in the lower-cased text marks every place
+# a case-insensitive keyword regex can match in the original text.
+_FOLDS_TO_ASCII = "\u0130\u0131\u017f\u212a"  # İ ı ſ K(elvin)
+_KIND_STEMS = ("rebate", "discount", "margin", "mark", "commission")  # _KIND_FIRST_RE's heads
+
+
+def _plain_case(text: str, low: str) -> bool:
+    return len(low) == len(text) and not any(c in text for c in _FOLDS_TO_ASCII)
+
+
+def _matches_at(regex: re.Pattern[str], hay: str, low: str, stems: tuple[str, ...]) -> list[re.Match[str]]:
+    """``list(regex.finditer(hay))`` for a regex that can only match where one of
+    ``stems`` starts in ``low``: tries only those places (str.find is much
+    cheaper than a regex scan that starts with a character class)."""
+    starts: list[int] = []
+    for stem in stems:
+        starts.extend(_find_all(low, stem))
+    if len(stems) > 1:
+        starts.sort()
+    out, last = [], 0
+    for i in starts:
+        if i < last:
+            continue
+        m = regex.match(hay, i)
+        if m:
+            out.append(m)
+            last = m.end() if m.end() > i else i + 1
+    return out
+
+
 def _free(text: str, i: int) -> bool:
     return i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "_/")
 
 
-def find_commercial_terms(text: str) -> list[Span]:
+def find_commercial_terms(text: str, *, low: str | None = None) -> list[Span]:
+    """``low`` is ``text.lower()`` when the caller already has it."""
     found: list[tuple[int, int]] = []
-    low = text.lower()
+    if low is None:
+        low = text.lower()
     same = len(low) == len(text)
     for m in (_NET_RE.finditer(low) if same else _NET_RE_I.finditer(text)):
         start = m.start()
@@ -199,21 +235,25 @@ def find_commercial_terms(text: str) -> list[Span]:
         elif not _free(text, start):
             continue
         found.append((start, m.end()))
+    plain = _plain_case(text, low)
     for hint, regex in _TERM_RES:
         if hint in low:  # skip the scan when its keyword is absent
-            found.extend((m.start(), m.end()) for m in regex.finditer(text) if _free(text, m.start()))
+            matches = _matches_at(regex, text, low, (hint,)) if plain else regex.finditer(text)
+            found.extend((m.start(), m.end()) for m in matches if _free(text, m.start()))
     for m in _DAYS_NET_RE.finditer(text):
         count = _COUNT_BEFORE_RE.search(text, max(0, m.start() - 4), m.start())
         if count and _free(text, count.start()):
             found.append((count.start(), m.end()))
-    for m in _PCT_MARK_RE.finditer(low):
-        num = _NUM_BEFORE_PCT_RE.search(text, max(0, m.start() - 8), m.start())
+    # The marks of _PCT_MARK_RE ("%", "percent", "pct") cannot overlap: find them directly.
+    marks = sorted([*_find_all(low, "%"), *_find_all(low, "percent"), *_find_all(low, "pct")])
+    for mark in marks:
+        num = _NUM_BEFORE_PCT_RE.search(text, max(0, mark - 8), mark)
         if num:
             term = _PCT_FIRST_RE.match(text, num.start())
             if term and _free(text, num.start()):
                 found.append((num.start(), term.end()))
-    if same and ("%" in low or "pct" in low or "percent" in low):
-        for m in _KIND_FIRST_RE.finditer(low):
+    if same and marks:  # marks: "%", "pct" or "percent" occurs
+        for m in _matches_at(_KIND_FIRST_RE, low, low, _KIND_STEMS):
             start = m.start()
             adj = _ADJ_BEFORE_RE.search(low, max(0, start - 26), start)
             if adj and _free(low, adj.start()):

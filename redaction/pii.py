@@ -17,6 +17,7 @@ from .spans import CREDIT_CARD, EMAIL_ADDRESS, IBAN_CODE, IP_ADDRESS, Span
 
 # Anchored on "@": scan back for the local part, forward for the domain.
 _LOCAL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}$")
+_LOCAL_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-"  # _LOCAL_RE's class
 _DOMAIN_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-]|\.\w)")
 
 
@@ -24,10 +25,17 @@ def find_emails(text: str) -> list[Span]:
     out: list[Span] = []
     at = text.find("@")
     while at >= 0:
-        local = _LOCAL_RE.search(text, max(0, at - 64), at)
-        domain = _DOMAIN_RE.match(text, at + 1) if local else None
-        if local and domain:
-            start = local.start()
+        # Same as _LOCAL_RE.search(text, lo, at): the longest run of local-part
+        # characters ending at "@" (or, as "$" allows, just before a newline
+        # right before it), at most 64 long. rstrip finds it in C.
+        lo = at - 64 if at > 64 else 0
+        window = text[lo:at]
+        end = at
+        if window.endswith("\n"):
+            window, end = window[:-1], at - 1
+        start = lo + len(window.rstrip(_LOCAL_CHARS))
+        domain = _DOMAIN_RE.match(text, at + 1) if start < end else None
+        if domain:
             before = text[start - 1] if start else " "
             if (text[start].isascii() and text[start].isalnum() and text[at - 1] != "."
                     and not (before.isalnum() or before in "_._%+-")):
@@ -97,11 +105,16 @@ def digit_runs(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in _DIGIT_HINT_RE.finditer(text)]
 
 
+# Characters a digit run may hold besides digits (see _DIGIT_HINT_RE).
+_RUN_PUNCT = str.maketrans("", "", " .()-/")
+
+
 def find_cards(text: str, runs: Sequence[tuple[int, int]] | None = None) -> list[Span]:
     out: list[Span] = []
+    n = len(text)
     for lo, hi in digit_runs(text) if runs is None else runs:
-        if hi - lo >= 14 and len(NON_DIGIT_RE.sub("", text[lo:hi])) >= 14:
-            out.extend(_cards_in(text, lo, min(len(text), hi + 2)))
+        if hi - lo >= 14 and len(text[lo:hi].translate(_RUN_PUNCT)) >= 14:
+            out.extend(_cards_in(text, lo, hi + 2 if hi + 2 < n else n))
     return out
 
 
@@ -109,30 +122,32 @@ def _cards_in(text: str, lo: int, hi: int) -> list[Span]:
     out: list[Span] = []
     for m in _DIGIT_RUN_RE.finditer(text, lo, hi):
         run = m.group()
-        groups = re.split(r"[ -]", run)
-        if len(groups) == 1:
+        space, dash = " " in run, "-" in run
+        if not (space or dash):  # one group
             if _valid_card(run):
                 out.append(Span(m.start(), m.end(), CREDIT_CARD, 1.0))
             continue
-        if len({c for c in run if not c.isdigit()}) > 1:
+        if space and dash:
             continue  # mixed separators: not a card layout
+        groups = run.split(" " if space else "-")
         # Try windows of consecutive groups (a card may sit next to other numbers).
-        offsets, pos = [], m.start()
-        for g in groups:
-            offsets.append(pos)
-            pos += len(g) + 1
+        # Every card shape has 3-5 groups and starts with a 4-digit group.
+        lens = [len(g) for g in groups]
+        ng = len(groups)
         i = 0
-        while i < len(groups):
+        while i < ng:
             best = None
-            for j in range(min(len(groups), i + 5), i, -1):
-                shape = tuple(len(g) for g in groups[i:j])
-                if shape in _CARD_SHAPES and _valid_card("".join(groups[i:j])):
-                    best = j
-                    break
+            if lens[i] == 4:
+                for j in range(min(ng, i + 5), i + 2, -1):
+                    if tuple(lens[i:j]) in _CARD_SHAPES and _valid_card("".join(groups[i:j])):
+                        best = j
+                        break
             if best is None:
                 i += 1
                 continue
-            out.append(Span(offsets[i], offsets[best - 1] + len(groups[best - 1]), CREDIT_CARD, 1.0))
+            first = m.start() + sum(lens[:i]) + i
+            last = m.start() + sum(lens[:best]) + best - 1
+            out.append(Span(first, last, CREDIT_CARD, 1.0))
             i = best
     return out
 
@@ -186,9 +201,16 @@ def iban_valid(cand: str) -> bool:
     return fmt is not None and fmt.fullmatch(compact[4:]) is not None
 
 
+# A..Z -> 10..35 for the mod-97 check; digits (any Unicode decimal digit,
+# which int() reads the same way as int(c, 36)) stay as they are.
+_IBAN_LETTERS = str.maketrans({chr(65 + i): str(10 + i) for i in range(26)})
+
+
 def _mod97_ok(compact: str) -> bool:
     moved = compact[4:] + compact[:4]
-    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+    if not moved.isascii() or not moved.isalnum() or not moved.upper() == moved:
+        return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+    return int(moved.translate(_IBAN_LETTERS)) % 97 == 1
 
 
 def find_ibans(text: str) -> list[Span]:

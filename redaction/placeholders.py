@@ -39,11 +39,23 @@ def label_for(type_: str) -> str:
     return LABELS.get(type_, type_)
 
 
+# ASCII fast paths for normalize(): on ASCII text, str.isdigit/isalnum are
+# exactly 0-9 / letters and digits, so deleting the other ASCII characters
+# gives the same key as the per-character filter.
+_ASCII_NON_DIGITS = str.maketrans("", "", "".join(chr(c) for c in range(128) if not chr(c).isdigit()))
+_ASCII_NON_ALNUM = str.maketrans("", "", "".join(chr(c) for c in range(128) if not chr(c).isalnum()))
+_DIGIT_KEY_TYPES = frozenset({CREDIT_CARD, PHONE_NUMBER})
+
+
 def normalize(type_: str, value: str) -> str:
     """Identity key: same key => same placeholder within one request."""
-    if type_ in (CREDIT_CARD, PHONE_NUMBER):
+    if type_ in _DIGIT_KEY_TYPES:
+        if value.isascii():
+            return value.translate(_ASCII_NON_DIGITS)
         return "".join(c for c in value if c.isdigit())
     if type_ == IBAN_CODE:
+        if value.isascii():
+            return value.translate(_ASCII_NON_ALNUM).upper()
         return "".join(c for c in value if c.isalnum()).upper()
     if type_ in (EMAIL_ADDRESS, IP_ADDRESS):
         return value.lower()

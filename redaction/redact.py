@@ -91,26 +91,24 @@ def redact(
     types = None
     if pol.default == "allow":
         types = {t for t in BUILTIN_TYPES if pol.action(t) != "allow"}
-    candidates = [
-        s for s in detect_candidates(text, terms=terms, region=pol.region, types=types)
-        if pol.action(s.type) != "allow"
-    ]
+    candidates = detect_candidates(text, terms=terms, region=pol.region, types=types)
+    if pol.default == "allow" or "allow" in pol.actions.values():  # else nothing to drop
+        candidates = [s for s in candidates if pol.action(s.type) != "allow"]
     if "[" in text:
         candidates.extend(Span(m.start(), m.end(), LITERAL) for m in PLACEHOLDER_RE.finditer(text))
     spans = resolve_overlaps(candidates)
 
     parts: list[str] = []
     counts: dict[str, int] = {}
-    rejected: set[str] = set()
+    placeholder_for = mapping.placeholder_for
     pos = 0
     for span in spans:
-        parts.append(text[pos:span.start])
-        parts.append(mapping.placeholder_for(span.type, text[span.start:span.end]))
-        pos = span.end
-        if span.type == LITERAL:
-            continue
-        counts[span.type] = counts.get(span.type, 0) + 1
-        if pol.action(span.type) == "reject":
-            rejected.add(span.type)
+        start, end, type_ = span.start, span.end, span.type
+        parts.append(text[pos:start])
+        parts.append(placeholder_for(type_, text[start:end]))
+        pos = end
+        counts[type_] = counts.get(type_, 0) + 1
     parts.append(text[pos:])
-    return Redacted("".join(parts), mapping, MappingProxyType(counts), tuple(sorted(rejected)))
+    counts.pop(LITERAL, None)  # escapes are not counted and no policy applies to them
+    rejected = sorted(t for t in counts if pol.action(t) == "reject")
+    return Redacted("".join(parts), mapping, MappingProxyType(counts), tuple(rejected))

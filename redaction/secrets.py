@@ -108,22 +108,52 @@ def _kv_matches(kv: re.Pattern[str], hay: str, low: str) -> list[re.Match[str]]:
     return out
 
 
-def find_secrets(text: str) -> list[Span]:
+def _find_all(hay: str, needle: str) -> list[int]:
+    out = []
+    i = hay.find(needle)
+    while i >= 0:
+        out.append(i)
+        i = hay.find(needle, i + 1)
+    return out
+
+
+def _matches_at(regex: re.Pattern[str], text: str, starts: list[int]) -> list[re.Match[str]]:
+    """``list(regex.finditer(text))`` for a case-sensitive regex that can only
+    match at ``starts`` (sorted): str.find for its literal heads is much cheaper
+    than a regex scan that starts with a character class."""
+    out, last = [], 0
+    for i in starts:
+        if i < last:
+            continue
+        m = regex.match(text, i)
+        if m:
+            out.append(m)
+            last = m.end() if m.end() > i else i + 1
+    return out
+
+
+def find_secrets(text: str, *, low: str | None = None) -> list[Span]:
+    """``low`` is ``text.lower()`` when the caller already has it."""
     out: list[Span] = []
     for m in _AWS_KEY_ID_RE.finditer(text):
         if _starts_token(text, m.start()):
             out.append(Span(m.start(), m.end(), SECRET, 1.0))
     if any(h in text for h in _PREFIX_HINTS):
-        for m in _PREFIXED_RE.finditer(text):
+        # Every branch of _PREFIXED_RE starts with one of _PREFIX_HINTS
+        # ("gh" also covers "github_pat_"), so it can only match where one occurs.
+        heads = sorted({i for h in _PREFIX_HINTS for i in _find_all(text, h)})
+        for m in _matches_at(_PREFIXED_RE, text, heads):
             if _starts_token(text, m.start()):
                 out.append(Span(m.start(), m.end(), SECRET, 0.95))
     if "eyJ" in text:
         for m in _JWT_RE.finditer(text):
             if _starts_token(text, m.start()) and _jwt_header_ok(m.group(1)):
                 out.append(Span(m.start(), m.end(), SECRET, 1.0))
-    low = text.lower()
+    if low is None:
+        low = text.lower()
     if "bearer" in low:
-        for m in _BEARER_RE.finditer(text):
+        heads = sorted(_find_all(text, "Bearer") + _find_all(text, "bearer"))  # _BEARER_RE's heads
+        for m in _matches_at(_BEARER_RE, text, heads):
             if (m.start() == 0 or not text[m.start() - 1].isalpha()) and _tokenish(m.group(1)):
                 out.append(Span(m.start(1), m.end(1), SECRET, 0.9))
     same = len(low) == len(text)  # lower() can change length for a few characters

@@ -63,17 +63,20 @@ def resolve_overlaps(spans: Iterable[Span]) -> list[Span]:
     Winner order: higher priority type, then longer span, then earlier start,
     then higher score -- fully deterministic for a given input.
     """
-    ordered = sorted(spans, key=lambda s: (rank(s.type), -(s.end - s.start), s.start, -s.score))
+    get = _RANK.get
+    ordered = sorted(spans, key=lambda s: (get(s.type, _TERM_RANK), s.start - s.end, s.start, -s.score))
     starts: list[int] = []  # kept spans, disjoint and sorted: starts/ends are both sorted
     ends: list[int] = []
     kept: list[Span] = []
+    bisect_right = bisect.bisect_right
     for cand in ordered:
-        if cand.end <= cand.start:
+        start, end = cand.start, cand.end
+        if end <= start:
             continue
-        i = bisect.bisect_right(ends, cand.start)  # first kept span ending after cand.start
-        if i < len(starts) and starts[i] < cand.end:
+        i = bisect_right(ends, start)  # first kept span ending after cand.start
+        if i < len(starts) and starts[i] < end:
             continue
-        starts.insert(i, cand.start)
-        ends.insert(i, cand.end)
+        starts.insert(i, start)
+        ends.insert(i, end)
         kept.insert(i, cand)
     return kept

@@ -79,11 +79,15 @@ class TermMatcher:
     def __repr__(self) -> str:  # never show the terms themselves
         return f"TermMatcher(<{self._count} terms>)"
 
-    def find(self, text: str) -> list[Span]:
-        """Non-overlapping term spans in ``text``, sorted by start."""
+    def find(self, text: str, *, low: str | None = None) -> list[Span]:
+        """Non-overlapping term spans in ``text``, sorted by start.
+
+        ``low`` is ``text.lower()`` when the caller already has it.
+        """
         if self._regex is None:
             return []
-        low = text.lower()
+        if low is None:
+            low = text.lower()
         regex, hay = (self._regex, low) if len(low) == len(text) else (self._regex_i, text)
         out = []
         pos = 0

@@ -49,9 +49,11 @@ def test_killed_process_rows_become_interrupted_and_live_rows_are_left_alone(tmp
         assert (row["status"], row["error_code"]) == ("interrupted", "process_died")
         assert survivor.row(survivor_id, finished=False)["status"] == "running"  # a live process owns it
 
-        names = [name for name, _ in survivor_events]
-        assert names[-1] == "done"
-        assert survivor.row(survivor_id)["status"] == "completed"
+        # The survivor's run is still its own: it can still be cancelled through it, normally.
+        cancel = client.post(f"{survivor.url}/api/v1/generations/{survivor_id}/cancel", headers=survivor.headers())
+        assert cancel.status_code == 202
+        assert list(survivor_events)[-1] == ("cancelled", {"reason": "client_cancel"})
+        assert survivor.row(survivor_id)["status"] == "cancelled"
     survivor.process.terminate()
     survivor.process.wait(timeout=20)
 

@@ -1,0 +1,266 @@
+"""The batching engine: one llama.cpp context, one sequence per slot, one thread.
+
+Each step drops finished or cancelled sequences, admits new ones, then decodes one token
+for every sequence that is generating plus a chunk of prompt for those still prefilling,
+all in a single `llama_decode`. On a CPU a step with several sequences costs little more
+than a step with one, which is where concurrent streams gain their throughput.
+"""
+from __future__ import annotations
+
+import codecs
+import ctypes
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import llama_cpp
+from llama_cpp import _internals as internals
+
+from .base import BackendError, CancelFlag, SamplingParams
+
+END = object()  # put on a sequence's queue when it has finished
+
+# ggml calls the abort callback after every graph node from a native thread. A Python
+# callback would take the GIL hundreds of times per token, so the callback is libc's
+# strlen over a two-byte flag: it returns 1 (abort) once the first byte is set, 0 otherwise.
+_libc = ctypes.CDLL(None)
+_ABORT_WHEN_FLAG_SET = llama_cpp.ggml_abort_callback(ctypes.cast(_libc.strlen, ctypes.c_void_p).value)
+_DECODE_ABORTED = "llama_decode returned 2"
+
+
+@dataclass(eq=False)
+class Sequence_:
+    """One generation on one slot, as the engine thread sees it."""
+
+    slot: int
+    prompt_tokens: Sequence[int]
+    params: SamplingParams
+    cancel: threading.Event
+    owner: str | None
+    out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    closed: bool = False  # the consumer went away (stop sequence, max tokens, error)
+    prompt_done: int = 0
+    generated: int = 0
+    last_token: int | None = None
+    sampler: internals.LlamaSampler | None = None
+    decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
+
+    @property
+    def prefilling(self) -> bool:
+        return self.prompt_done < len(self.prompt_tokens)
+
+
+@dataclass
+class _SlotCache:
+    tokens: list[int] = field(default_factory=list)  # what this sequence's KV cells hold
+    owner: str | None = None
+    prompt_evaluated: int = 0
+
+
+class Engine:
+    """Owns the context and its thread; `submit` hands it a sequence to run."""
+
+    def __init__(self, *, model: internals.LlamaModel, slots: int, n_ctx: int, n_batch: int, threads: int,
+                 piece: Callable[[int], bytes], verbose: bool = False) -> None:
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx * slots  # each sequence gets a full window of n_ctx
+        params.n_seq_max = slots
+        params.n_batch = params.n_ubatch = n_batch
+        params.n_threads = params.n_threads_batch = threads
+        params.no_perf = True
+        self.context = internals.LlamaContext(model=model, params=params, verbose=verbose)
+        self.batch = internals.LlamaBatch(n_tokens=n_batch + slots, embd=0, n_seq_max=1, verbose=verbose)
+        self.n_ctx, self.n_batch = n_ctx, n_batch
+        self._vocab = model.vocab
+        self._piece = piece
+        self._abort_flag = ctypes.create_string_buffer(2)
+        llama_cpp.llama_set_abort_callback(self.context.ctx, _ABORT_WHEN_FLAG_SET, ctypes.cast(self._abort_flag, ctypes.c_void_p))
+        self._solo: Sequence_ | None = None  # the only sequence in the step being decoded
+        self.caches = [_SlotCache() for _ in range(slots)]
+        self._active: dict[int, Sequence_] = {}
+        self._incoming: queue.SimpleQueue[Sequence_] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="sluice-engine", daemon=True)
+        self._thread.start()
+
+    def submit(self, sequence: Sequence_) -> None:
+        if isinstance(sequence.cancel, CancelFlag):
+            sequence.cancel.on_set(lambda: self._abort_if_alone(sequence))
+        self._incoming.put(sequence)
+        self._wake.set()
+
+    def release(self, sequence: Sequence_) -> None:
+        """The consumer is done with `sequence`; the engine drops it at its next step."""
+        sequence.closed = True
+        self._wake.set()
+
+    def busy_slots(self) -> set[int]:
+        """Slots whose sequence is still in use (a released one no longer counts)."""
+        while True:
+            try:
+                return {slot for slot, sequence in list(self._active.items()) if not sequence.closed}
+            except RuntimeError:  # the engine thread changed the dict mid-copy
+                continue
+
+    def close(self) -> None:
+        self._stopped = True
+        self._wake.set()
+        self._thread.join(timeout=10)
+        self.batch.close()
+        self.context.close()
+
+    def _abort_if_alone(self, sequence: Sequence_) -> None:
+        # Aborting a step with other sequences in it would cost them their token, so a
+        # cancel interrupts a decode only when its sequence is alone; else it waits a step.
+        if self._solo is sequence:
+            self._abort_flag[0] = b"\x01"
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._drop_finished()
+            self._admit()
+            if not self._active:
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            self._step()
+
+    def _admit(self) -> None:
+        while True:
+            try:
+                sequence = self._incoming.get_nowait()
+            except queue.Empty:
+                return
+            old = self._active.pop(sequence.slot, None)
+            if old is not None:  # released by its consumer a moment ago
+                self._finish(old)
+            sequence.prompt_done = self._reuse_prefix(sequence)
+            sequence.sampler = _sampler(sequence.params)
+            self._active[sequence.slot] = sequence
+
+    def _reuse_prefix(self, sequence: Sequence_) -> int:
+        """Keep this slot's cached prefix when the same caller used it last (never across
+        callers: prefix timing would leak their prompts). At least one prompt token is
+        left to evaluate so the logits are fresh."""
+        cache = self.caches[sequence.slot]
+        keep = 0
+        if sequence.owner is not None and sequence.owner == cache.owner:
+            for cached, new in zip(cache.tokens, sequence.prompt_tokens):
+                if cached != new:
+                    break
+                keep += 1
+            keep = min(keep, len(sequence.prompt_tokens) - 1)
+        cache.owner = sequence.owner
+        cache.prompt_evaluated = 0
+        if not self.context.kv_cache_seq_rm(sequence.slot, keep, -1):
+            keep = 0
+            self.context.kv_cache_seq_rm(sequence.slot, 0, -1)
+        del cache.tokens[keep:]
+        return keep
+
+    def _drop_finished(self) -> None:
+        for slot, sequence in list(self._active.items()):
+            if sequence.closed or sequence.cancel.is_set():
+                del self._active[slot]
+                self._finish(sequence)
+
+    def _finish(self, sequence: Sequence_, error: Exception | None = None) -> None:
+        if sequence.sampler is not None:
+            sequence.sampler.close()
+            sequence.sampler = None
+        sequence.out.put(error if error is not None else END)
+
+    def _step(self) -> None:
+        batch = self.batch.batch
+        batch.n_tokens = 0
+        outputs: list[tuple[Sequence_, int]] = []
+        members: dict[int, Sequence_] = {}  # the sequences with tokens in this step
+        generating = [s for s in self._active.values() if not s.prefilling]
+        for sequence in generating:
+            outputs.append((sequence, self._add(sequence, sequence.last_token, logits=True)))
+            members[sequence.slot] = sequence
+        # Prefill shares the step with generating sequences: a smaller chunk keeps their
+        # inter-token latency down while a long prompt is read.
+        budget = self.n_batch if not generating else max(self.n_batch // 4, 1)
+        for sequence in [s for s in self._active.values() if s.prefilling]:
+            take = min(budget, len(sequence.prompt_tokens) - sequence.prompt_done)
+            if take <= 0:
+                break
+            for token in sequence.prompt_tokens[sequence.prompt_done : sequence.prompt_done + take]:
+                index = self._add(sequence, token, logits=False)
+            sequence.prompt_done += take
+            self.caches[sequence.slot].prompt_evaluated += take
+            members[sequence.slot] = sequence
+            budget -= take
+            if not sequence.prefilling:
+                batch.logits[index] = True
+                outputs.append((sequence, index))
+        self._solo = next(iter(members.values())) if len(members) == 1 else None
+        self._abort_flag[0] = b"\x00"
+        if self._solo is not None and self._solo.cancel.is_set():
+            self._abort_flag[0] = b"\x01"
+        try:
+            self.context.decode(self.batch)
+        except RuntimeError as exc:
+            self._step_failed(list(members.values()), exc)
+            return
+        finally:
+            self._solo = None
+        for sequence, index in outputs:
+            self._sample(sequence, index)
+
+    def _add(self, sequence: Sequence_, token: int, *, logits: bool) -> int:
+        batch, cache = self.batch.batch, self.caches[sequence.slot]
+        index = batch.n_tokens
+        batch.token[index] = token
+        batch.pos[index] = len(cache.tokens)
+        batch.n_seq_id[index] = 1
+        batch.seq_id[index][0] = sequence.slot
+        batch.logits[index] = logits
+        batch.n_tokens += 1
+        cache.tokens.append(token)
+        return index
+
+    def _sample(self, sequence: Sequence_, index: int) -> None:
+        token = sequence.sampler.sample(self.context, index)
+        sequence.generated += 1
+        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            tail = sequence.decoder.decode(b"", final=True)
+            if tail:
+                sequence.out.put(tail)
+            self._end(sequence)
+            return
+        sequence.out.put(sequence.decoder.decode(self._piece(token)))
+        sequence.last_token = token
+        full = len(self.caches[sequence.slot].tokens) >= self.n_ctx
+        if sequence.generated >= sequence.params.max_tokens or full:
+            self._end(sequence)
+
+    def _end(self, sequence: Sequence_) -> None:
+        self._active.pop(sequence.slot, None)
+        self._finish(sequence)
+
+    def _step_failed(self, sequences: list[Sequence_], exc: RuntimeError) -> None:
+        aborted = str(exc) == _DECODE_ABORTED
+        for sequence in sequences:
+            cache = self.caches[sequence.slot]
+            cache.tokens.clear()  # the KV cells now hold an unknown part of the step
+            cache.owner = None
+            self.context.kv_cache_seq_rm(sequence.slot, 0, -1)
+            self._active.pop(sequence.slot, None)
+            self._finish(sequence, None if aborted else BackendError(str(exc)))
+
+
+def _sampler(params: SamplingParams) -> internals.LlamaSampler:
+    sampler = internals.LlamaSampler()
+    if params.temperature == 0:
+        sampler.add_greedy()
+    else:  # llama-cpp-python's completion defaults for the knobs the API does not expose
+        sampler.add_top_k(40)
+        sampler.add_top_p(params.top_p, 1)
+        sampler.add_min_p(0.05, 1)
+        sampler.add_temp(params.temperature)
+        sampler.add_dist(llama_cpp.LLAMA_DEFAULT_SEED if params.seed is None else params.seed)
+    return sampler

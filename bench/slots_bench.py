@@ -6,8 +6,9 @@ For each slot count a real Sluice server starts (SLUICE_SLOTS=n, queue large eno
 for each concurrency level that many clients stream at once. Reported per cell:
 aggregate tokens/s (all completion tokens / wall time), p95 queue wait and p95 TTFT
 (from the done events), and the ratio to one stream on one slot measured in the same run.
-Then a cancellation check during prompt processing: a prompt near the context size is
-cancelled right after `started`; reports how long until the slot takes the next request.
+Then, on the one-slot server, a cancellation check during prompt processing: a prompt near
+the context size is dropped right after `started`; the next request's queue wait shows how
+soon the slot was free again.
 Writes bench/results/slots.json.
 """
 from __future__ import annotations
@@ -90,7 +91,7 @@ def prompt_cancel_check(server) -> dict:
             f"{server.url}/api/v1/generations", json={"prompt": "Hi", "max_tokens": 1, "stream": False},
             headers=server.headers(),
         ).json()
-    row = server.row(request_id)
+    row = server.row(request_id, timeout=120)
     return {
         "prompt_tokens": row["prompt_tokens"],
         "status": row["status"],
@@ -117,7 +118,7 @@ def main() -> None:
                 offset += streams
                 report["cells"].append({"slots": slots, **result})
                 print(json.dumps(report["cells"][-1]), flush=True)
-            if slots == max(args.slots):
+            if slots == min(args.slots):  # one slot: the next request waits until it is free
                 report["prompt_cancel"] = prompt_cancel_check(server)
         finally:
             server.process.terminate()

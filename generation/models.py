@@ -105,6 +105,12 @@ class Generation(models.Model):
             models.Index(fields=["status", "-created_at"], name="gen_status_created_idx"),
             models.Index(fields=["user", "-created_at"], name="gen_user_created_idx"),
             models.Index(fields=["owner", "status"], name="gen_owner_status_idx"),
+            # The admin's filters, each with its newest-first ordering.
+            models.Index(fields=["cancel_reason", "-created_at"], name="gen_reason_created_idx"),
+            models.Index(fields=["timeout_source", "-created_at"], name="gen_timeout_created_idx"),
+            models.Index(fields=["channel", "-created_at"], name="gen_channel_created_idx"),
+            models.Index(fields=["model_version", "-created_at"], name="gen_model_created_idx"),
+            models.Index(fields=["api_key", "-created_at"], name="gen_key_created_idx"),
         ]
 
     def __str__(self) -> str:

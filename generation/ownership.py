@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from . import metrics
 from .models import Generation, ServerProcess
 from .process import OWNER_ID
 from .services import log_generation
@@ -30,11 +31,14 @@ def process_register() -> None:
 
 
 def process_heartbeat_start() -> None:
-    """Register, then beat every SLUICE_OWNER_HEARTBEAT_SECONDS in a daemon thread."""
+    """Register, then beat every SLUICE_OWNER_HEARTBEAT_SECONDS in a daemon thread (0: register
+    only, as the test suite does: a thread outliving its test would touch a closed database)."""
     if _heartbeat_started.is_set():
         return
     _heartbeat_started.set()
     process_register()
+    if settings.SLUICE_OWNER_HEARTBEAT_SECONDS <= 0:
+        return
     threading.Thread(target=_beat_forever, name="sluice-heartbeat", daemon=True).start()
 
 
@@ -94,4 +98,5 @@ def generations_reconcile() -> int:
         ServerProcess.objects.filter(heartbeat_at__lt=cutoff).delete()
     for row in rows:
         log_generation(row)
+        metrics.observe_generation(row)
     return len(rows)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from . import metrics
 from .models import ApiKey, Generation
 
 generation_log = logging.getLogger("sluice.generation")
@@ -140,6 +141,7 @@ async def generation_finish(*, generation: Generation, outcome: Outcome) -> None
         setattr(generation, name, value)
     await Generation.objects.filter(pk=generation.pk).aupdate(**fields)
     log_generation(generation)
+    metrics.observe_generation(generation)
 
 
 LOG_FIELDS = (

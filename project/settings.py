@@ -133,7 +133,7 @@ SLUICE_MODEL_NAME = env("SLUICE_MODEL_NAME", default="")  # empty: derived from 
 SLUICE_MODEL_CACHE_DIR = Path(env("SLUICE_MODEL_CACHE_DIR", default=str(DATA_DIR / "models")))
 SLUICE_N_CTX = env.int("SLUICE_N_CTX", default=4096)
 SLUICE_N_BATCH = env.int("SLUICE_N_BATCH", default=256)
-SLUICE_N_THREADS = env.int("SLUICE_N_THREADS", default=0)  # 0: cores divided by slots
+SLUICE_N_THREADS = env.int("SLUICE_N_THREADS", default=0)  # 0: one per core
 SLUICE_N_GPU_LAYERS = env.int("SLUICE_N_GPU_LAYERS", default=0)  # -1: all layers
 SLUICE_SLOTS = env.int("SLUICE_SLOTS", default=1)
 SLUICE_MAX_QUEUE = env.int("SLUICE_MAX_QUEUE", default=16)
@@ -150,6 +150,8 @@ SLUICE_PRELOAD_MODEL = env.bool("SLUICE_PRELOAD_MODEL", default=True)
 SLUICE_API_KEY_CACHE_SECONDS = env.float("SLUICE_API_KEY_CACHE_SECONDS", default=30.0)
 SLUICE_OWNER_HEARTBEAT_SECONDS = env.float("SLUICE_OWNER_HEARTBEAT_SECONDS", default=10.0)
 SLUICE_OWNER_TIMEOUT_SECONDS = env.float("SLUICE_OWNER_TIMEOUT_SECONDS", default=45.0)  # a process silent this long is dead
+SLUICE_METRICS_TOKEN = env("SLUICE_METRICS_TOKEN", default="")  # empty: /metrics answers localhost only
+SLUICE_RETENTION_DAYS = env.int("SLUICE_RETENTION_DAYS", default=90)  # prune_generations default
 
 # Redaction. Per-field policy overrides as JSON, e.g. {"prompt": {"PRICE": "redact"}};
 # the built-in defaults are in redaction/requests.py (DEFAULT_FIELD_POLICIES).

@@ -1,0 +1,200 @@
+"""Read-only audit of generations (like Django's LogEntry admin) and API key management.
+
+Nothing here can show prompt or output text: no such text is stored, and the pages show
+only the operational shape that the Generation row holds.
+"""
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.html import format_html
+
+from . import dashboard, services
+from .models import ApiKey, Generation
+
+
+def redaction_summary(counts: dict | None) -> str:
+    """'EMAIL_ADDRESS×2, PHONE_NUMBER×1': types and counts, never values."""
+    if not counts:
+        return "—"
+    return ", ".join(f"{type_}×{count}" for type_, count in sorted(counts.items()))
+
+
+class ModelVersionFilter(admin.SimpleListFilter):
+    """Model versions found by a loose index scan: one index seek per distinct version,
+    where SELECT DISTINCT would read the whole table on every page view."""
+
+    title = "model version"
+    parameter_name = "model_version"
+    max_versions = 20
+
+    def lookups(self, request, model_admin):
+        versions, last = [], None
+        rows = Generation.objects.order_by("model_version").values_list("model_version", flat=True)
+        while len(versions) < self.max_versions:
+            last = (rows.filter(model_version__gt=last) if last is not None else rows).first()
+            if last is None:
+                break
+            versions.append(last)
+        return [(version, version[:12]) for version in versions]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(model_version=self.value()) if self.value() else queryset
+
+
+@admin.register(Generation)
+class GenerationAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "status",
+        "reason",
+        "channel",
+        "ttft_ms",
+        "duration_ms",
+        "output_tokens",
+        "tokens_per_second_display",
+        "redactions",
+        "caller",
+    ]
+    list_filter = ["status", "cancel_reason", "timeout_source", "channel", ModelVersionFilter, "api_key"]
+    list_select_related = ["user", "api_key"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+    search_fields = ["request_id"]
+    search_help_text = "Exact request id (UUID)."
+    show_full_result_count = False  # no COUNT(*) over the whole table on every filtered page
+    list_per_page = 50
+    actions = None
+    fieldsets = [
+        (None, {"fields": ["request_id", "status", "reason", "finish_reason", "channel", "caller"]}),
+        ("Request shape", {"fields": ["validation_result", "redactions", "prompt_chars", "prompt_tokens"]}),
+        ("Output", {"fields": ["max_tokens", "output_tokens", "tokens_after_cancel", "tokens_per_second"]}),
+        ("Times", {"fields": ["created_at", "started_at", "first_token_at", "finished_at"]}),
+        ("Timings (ms)", {"fields": ["queue_ms", "ttft_ms", "duration_ms"]}),
+        ("Model", {"fields": ["model_name", "model_version", "owner"]}),
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [name for _, options in self.fieldsets for name in options["fields"]]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.dashboard_view)
+        return [path("dashboard/", view, name="generation_dashboard"), *super().get_urls()]
+
+    def dashboard_view(self, request):
+        """Operational figures for a window (?window=1h|24h|7d|30d), computed in the database."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        window = request.GET.get("window", dashboard.DEFAULT_WINDOW)
+        if window not in dashboard.WINDOWS:
+            window = dashboard.DEFAULT_WINDOW
+        stats = dashboard.dashboard_stats(window)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Generation dashboard",
+            "opts": self.opts,
+            "windows": list(dashboard.WINDOWS),
+            "stats": stats,
+            "chart": dashboard.hourly_chart(stats["hourly"], stats["since"], stats["now"]),
+        }
+        return TemplateResponse(request, "admin/generation/dashboard.html", context)
+
+    def get_search_results(self, request, queryset, search_term):
+        """Exact request id only: one index lookup instead of a LIKE scan of the table."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            return queryset.filter(request_id=uuid.UUID(term)), False
+        except ValueError:
+            return queryset.none(), False
+
+    @admin.display(description="reason")
+    def reason(self, obj: Generation) -> str:
+        return obj.cancel_reason or obj.timeout_source or obj.error_code or "—"
+
+    @admin.display(description="tokens/s", ordering="tokens_per_second")
+    def tokens_per_second_display(self, obj: Generation) -> str:
+        return f"{obj.tokens_per_second:.1f}" if obj.tokens_per_second is not None else "—"
+
+    @admin.display(description="redactions")
+    def redactions(self, obj: Generation) -> str:
+        return redaction_summary(obj.redaction_counts)
+
+    @admin.display(description="user / API key")
+    def caller(self, obj: Generation) -> str:
+        if obj.api_key_id is not None:
+            return f"key {obj.api_key}"
+        if obj.user_id is not None:
+            return f"user {obj.user}"
+        return "—"
+
+
+class ApiKeyCreateForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["name", "user"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "user", "created_at", "last_used_at", "revoked"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["user"]
+    search_fields = ["name", "prefix"]
+    actions = ["revoke_selected"]
+    form = ApiKeyCreateForm
+    readonly_fields = ["name", "prefix", "user", "created_at", "last_used_at", "revoked_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a key is created and revoked, never edited
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: generations keep pointing at the key
+
+    def has_revoke_permission(self, request):
+        return request.user.has_perm("generation.change_apikey")
+
+    def get_fields(self, request, obj=None):
+        return ["name", "user"] if obj is None else self.readonly_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        """Create through the service; the raw key is shown once and only its hash kept."""
+        created, raw_key = services.api_key_create(name=obj.name, user=obj.user)
+        obj.pk, obj.prefix, obj.created_at = created.pk, created.prefix, created.created_at
+        obj.key_hash = created.key_hash
+        obj._state.adding = False
+        messages.success(
+            request,
+            format_html(
+                "API key for “{}” created. Copy it now; it is not shown again: <code>{}</code>", created.name, raw_key
+            ),
+        )
+
+    @admin.display(boolean=True, description="revoked", ordering="revoked_at")
+    def revoked(self, obj: ApiKey) -> bool:
+        return obj.revoked_at is not None
+
+    @admin.action(description="Revoke selected keys", permissions=["revoke"])
+    def revoke_selected(self, request, queryset):
+        keys = list(queryset.filter(revoked_at__isnull=True))
+        for api_key in keys:
+            services.api_key_revoke(api_key=api_key)
+        self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)

@@ -1,0 +1,274 @@
+// The compose page: post the form as JSON, read the SSE answer with a stream reader, show
+// the state in words, and never leave the result blank or ambiguous.
+import { readEvents } from "./sse.js";
+import { OutputBuffer } from "./output.js";
+
+const $ = (id) => document.getElementById(id);
+const form = $("compose-form");
+const typeNames = JSON.parse($("type-names").textContent);
+const labels = JSON.parse($("field-labels").textContent);
+const output = new OutputBuffer($("output"), typeNames);
+const ui = {
+  status: $("status"), statusText: $("status-text"), progress: $("progress"),
+  banner: $("banner"), bannerText: $("banner-text"), retry: $("retry"),
+  generate: $("generate"), cancel: $("cancel"), copy: $("copy"), regenerate: $("regenerate"),
+  copyNote: $("copy-note"), output: $("output"),
+};
+const control = (name) => form.elements.namedItem(name);
+const TERMINAL = new Set(["done", "cancelled", "error"]);
+const REASONS = {
+  client_cancel: "you stopped it", admin_cancel: "an administrator stopped it",
+  shutdown: "the server is restarting", client_disconnect: "the connection closed",
+};
+
+let run = null; // the generation in flight
+let lastBody = null;
+
+function csrfToken() {
+  return form.querySelector("input[name=csrfmiddlewaretoken]").value;
+}
+
+function formBody() {
+  const body = {};
+  for (const element of form.elements) {
+    if (element.name && element.name !== "csrfmiddlewaretoken") body[element.name] = element.value;
+  }
+  return body;
+}
+
+function setStatus(state, words) {
+  ui.status.dataset.state = state;
+  ui.statusText.textContent = words;
+}
+
+function showBanner(kind, words, { retry = false } = {}) {
+  ui.banner.className = `banner banner-${kind}`;
+  ui.bannerText.textContent = words;
+  ui.retry.hidden = !retry;
+  ui.banner.hidden = false;
+}
+
+function clearErrors() {
+  ui.banner.hidden = true;
+  for (const error of form.querySelectorAll(".field-error")) {
+    error.hidden = true;
+    error.textContent = "";
+  }
+  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+}
+
+function showFieldError(field, words) {
+  const input = control(field);
+  const slot = $(`error-${field}`);
+  slot.textContent = words;
+  slot.hidden = false;
+  input.setAttribute("aria-invalid", "true");
+  const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+  if (!described.includes(slot.id)) input.setAttribute("aria-describedby", [slot.id, ...described].join(" "));
+  input.focus();
+}
+
+function seconds(ms) {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+function setRunning(running) {
+  ui.generate.disabled = running;
+  ui.cancel.hidden = !running;
+  ui.cancel.disabled = false;
+  ui.regenerate.disabled = running || lastBody === null;
+  ui.copy.disabled = running || !output.text;
+  ui.output.setAttribute("aria-busy", String(running));
+  if (running) ui.cancel.focus();
+  else if (document.activeElement === ui.cancel || document.activeElement === document.body) ui.generate.focus();
+}
+
+function tick() {
+  if (!run || run.phase !== "generating") return;
+  const elapsed = performance.now() - run.startedAt;
+  const parts = [`Generating: ${seconds(elapsed)}`, `${output.deltas} ${output.deltas === 1 ? "token" : "tokens"} so far`];
+  if (run.firstTokenAt !== null) parts.push(`first token after ${Math.round(run.firstTokenAt - run.sentAt)} ms`);
+  else parts.push("waiting for the first token");
+  setStatus("generating", parts.join(" · "));
+  ui.progress.value = Math.min(output.deltas, run.maxTokens);
+}
+
+function handle(event) {
+  const { name, data } = event;
+  if (name === "accepted") {
+    run.requestId = data.request_id;
+    if (data.queue_position > 0) setStatus("queued", `Queued: position ${data.queue_position} in line.`);
+    else setStatus("starting", "Accepted: starting…");
+  } else if (name === "queued") {
+    setStatus("queued", `Queued: position ${data.position} in line.`);
+  } else if (name === "started") {
+    run.phase = "generating";
+    run.startedAt = performance.now();
+    ui.progress.max = run.maxTokens;
+    ui.progress.value = 0;
+    run.ticker = setInterval(tick, 250);
+    tick();
+  } else if (name === "delta") {
+    if (run.firstTokenAt === null) run.firstTokenAt = performance.now();
+    output.push(data);
+  } else if (name === "done") {
+    output.flush();
+    const { usage, timings, finish_reason: reason } = data;
+    ui.status.dataset.completionTokens = String(usage.completion_tokens);
+    ui.progress.value = ui.progress.max;
+    const ending = reason === "length" ? " Stopped at the length limit." : "";
+    setStatus("done", `Done: ${usage.completion_tokens} tokens in ${seconds(timings.generation_ms + timings.ttft_ms)} · ` +
+      `${timings.tokens_per_second.toFixed(1)} tokens/s · first token after ${timings.ttft_ms} ms.${ending}`);
+  } else if (name === "cancelled") {
+    output.flush();
+    setStatus("stopped", `Stopped: ${REASONS[data.reason] || data.reason}. The text so far is kept.`);
+  } else if (name === "error") {
+    output.flush();
+    setStatus("failed", "Failed.");
+    showBanner("error", output.text ? `${data.message} The text above is incomplete.` : data.message, { retry: true });
+  }
+}
+
+async function explainRefusal(response) {
+  let error = {};
+  try {
+    error = (await response.json()).error || {};
+  } catch (_) { /* not JSON: fall through to the status line */ }
+  const message = error.message || `The server refused the request (HTTP ${response.status}).`;
+  if (response.status === 401 || response.status === 403) {
+    setStatus("failed", "Not sent.");
+    showBanner("error", `${message} Your session may have expired: reload the page and sign in again.`);
+  } else if (error.param && labels[error.param] && control(error.param)) {
+    const words = error.code === "sensitive_data_rejected" && error.types
+      ? `${labels[error.param]} contains ${error.types.map((t) => typeNames[t] || t).join(", ")}, which this field does not accept. Remove it and try again.`
+      : message;
+    setStatus("failed", `Not sent: check ${labels[error.param]}.`);
+    showFieldError(error.param, words);
+  } else if (response.status === 503 || response.status === 429) {
+    const after = response.headers.get("Retry-After");
+    setStatus("failed", "Not sent: the server is busy.");
+    showBanner("warning", after ? `${message} Try again in ${after} s.` : message, { retry: true });
+  } else {
+    setStatus("failed", "Not sent.");
+    showBanner("error", message);
+  }
+}
+
+async function start(body) {
+  if (run) return;
+  lastBody = body;
+  clearErrors();
+  output.reset();
+  delete ui.status.dataset.completionTokens;
+  ui.copyNote.textContent = "";
+  const lengthOption = control("length").selectedOptions[0];
+  run = {
+    controller: new AbortController(), requestId: null, phase: "sending", userCancelled: false,
+    sentAt: performance.now(), startedAt: null, firstTokenAt: null, ticker: null,
+    maxTokens: Number(lengthOption?.dataset.maxTokens || 100), terminal: null,
+  };
+  const current = run;
+  setRunning(true);
+  setStatus("sending", "Sending…");
+  ui.progress.hidden = false;
+  ui.progress.removeAttribute("value"); // indeterminate until a slot is taken
+  try {
+    const response = await fetch(form.action, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+      signal: current.controller.signal,
+    });
+    current.requestId = response.headers.get("X-Request-ID");
+    if (!response.ok) {
+      await explainRefusal(response);
+      return;
+    }
+    for await (const event of readEvents(response)) {
+      handle(event);
+      if (TERMINAL.has(event.name)) {
+        current.terminal = event.name;
+        break;
+      }
+    }
+    if (!current.terminal) lost();
+  } catch (error) {
+    if (current.userCancelled) stopped();
+    else if (current.phase === "sending" && !current.requestId) {
+      setStatus("failed", "Not sent.");
+      showBanner("error", "Could not reach the server. Check the connection and retry.", { retry: true });
+    } else lost();
+  } finally {
+    clearInterval(current.ticker);
+    output.flush();
+    if (!current.terminal && !current.userCancelled && ui.status.dataset.state === "sending") {
+      setStatus("failed", "Not sent.");
+    }
+    if (ui.progress.value === 0 && !current.terminal) ui.progress.hidden = true;
+    run = null;
+    setRunning(false);
+  }
+}
+
+function lost() {
+  output.flush();
+  setStatus("lost", "Connection lost: output incomplete.");
+  showBanner("error", output.text
+    ? "Connection lost, output incomplete. The text below stops where the connection dropped."
+    : "Connection lost before any text arrived.", { retry: true });
+}
+
+function stopped() {
+  output.flush();
+  setStatus("stopped", output.text ? "Stopped. The text so far is kept." : "Stopped before any text arrived.");
+}
+
+async function cancel() {
+  const current = run;
+  if (!current) return;
+  current.userCancelled = true;
+  ui.cancel.disabled = true;
+  setStatus("stopping", "Stopping…");
+  if (current.requestId) {
+    // Ask the server first so the record says client_cancel, then drop the stream.
+    const url = form.dataset.cancelUrl.replace("00000000-0000-0000-0000-000000000000", current.requestId);
+    try {
+      await fetch(url, {
+        method: "POST", headers: { "X-CSRFToken": csrfToken() }, credentials: "same-origin",
+        signal: AbortSignal.timeout(3000),
+      });
+    } catch (_) { /* the abort below still stops it (recorded as a disconnect) */ }
+  }
+  current.controller.abort();
+}
+
+async function copyText() {
+  try {
+    await navigator.clipboard.writeText(output.text);
+  } catch (_) {
+    const range = document.createRange();
+    range.selectNodeContents(ui.output);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    document.execCommand("copy");
+  }
+  ui.copyNote.textContent = "Copied.";
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  start(formBody());
+});
+ui.cancel.addEventListener("click", cancel);
+ui.retry.addEventListener("click", () => lastBody && start(lastBody));
+ui.regenerate.addEventListener("click", () => lastBody && start(lastBody));
+ui.copy.addEventListener("click", copyText);
+form.addEventListener("input", (event) => {
+  const slot = event.target.name && $(`error-${event.target.name}`);
+  if (slot && !slot.hidden) {
+    slot.hidden = true;
+    event.target.removeAttribute("aria-invalid");
+  }
+});

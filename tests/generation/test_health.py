@@ -1,0 +1,56 @@
+"""/healthz and /readyz: JSON, no auth, shape only."""
+import pytest
+
+from generation.active import active_runs
+from generation.backends import registry
+
+from .asgi_harness import call
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_healthz_is_ok_without_auth():
+    result = await call("/healthz", method="GET")
+    assert result.status == 200 and result.json() == {"status": "ok"}
+    assert result.headers["cache-control"] == "no-store"
+
+
+async def test_readyz_waits_for_the_model(scripted):
+    result = await call("/readyz", method="GET")
+    assert result.status == 503
+    body = result.json()
+    assert body["status"] == "not_ready" and body["checks"] == {"model": False, "database": True, "draining": False}
+    registry.get_backend()
+    result = await call("/readyz", method="GET")
+    assert result.status == 200
+    assert result.json() == {
+        "status": "ready",
+        "checks": {"model": True, "database": True, "draining": False},
+        "scheduler": {"slots": 1, "slots_busy": 0, "queue_depth": 0, "max_queue": 16},
+    }
+
+
+async def test_readyz_is_not_ready_while_draining(scripted):
+    registry.get_backend()
+    active_runs.draining = True
+    try:
+        result = await call("/readyz", method="GET")
+    finally:
+        active_runs.draining = False
+    assert result.status == 503 and result.json()["checks"]["draining"] is True
+
+
+async def test_readyz_reports_an_unreachable_database(scripted, monkeypatch):
+    from generation import health
+
+    async def broken():
+        raise OSError("connection refused")
+
+    registry.get_backend()
+    monkeypatch.setattr(health, "_ping", broken)
+    result = await call("/readyz", method="GET")
+    assert result.status == 503 and result.json()["checks"]["database"] is False
+
+
+async def test_probes_refuse_writes():
+    assert (await call("/healthz", method="POST")).status in (403, 405)  # CSRF answers first

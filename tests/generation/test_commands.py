@@ -46,3 +46,19 @@ def test_ensure_admin_takes_credentials_from_the_environment(monkeypatch):
     call_command("ensure_admin", stdout=out)
     assert "a-long-chosen-password" not in out.getvalue()
     assert get_user_model().objects.get(username="ops").check_password("a-long-chosen-password")
+
+
+def test_serve_refuses_to_start_without_collected_static_files(settings, tmp_path):
+    from django.core.management.base import CommandError
+
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}}
+    settings.STATIC_ROOT = tmp_path
+    from django.contrib.staticfiles import storage
+    from django.utils.functional import empty
+
+    storage.staticfiles_storage._wrapped = empty  # rebuild with the settings above
+    try:
+        with pytest.raises(CommandError, match="collectstatic"):
+            call_command("serve", "--port", "1")
+    finally:
+        storage.staticfiles_storage._wrapped = empty

@@ -80,6 +80,7 @@ def manage(env: dict, *args: str) -> str:
 def start_server(data_dir: Path, **overrides) -> LiveServer:
     env = server_env(data_dir, **overrides)
     manage(env, "migrate", "--no-input", "-v", "0")
+    manage(env, "collectstatic", "--no-input", "-v", "0")
     api_key = manage(env, "create_api_key", "--name", "integration").strip()
     port = free_port()
     log_path = data_dir / "server.log"

@@ -6,7 +6,7 @@ import signal
 import sys
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -22,6 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--no-access-log", action="store_true")
 
     def handle(self, *args, host, port, no_access_log=False, **options):
+        from django.contrib.staticfiles.storage import staticfiles_storage
+
+        if getattr(staticfiles_storage, "manifest_strict", False) and not staticfiles_storage.hashed_files:
+            raise CommandError("Static files are not collected: run `manage.py collectstatic` first (`make run` does).")
         from daphne.access import AccessLogGenerator
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server  # installs Twisted's asyncio reactor

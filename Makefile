@@ -32,6 +32,7 @@ run: prepare
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 test: setup-dev
+	command -v chromium || (apt-get update && apt-get install -y chromium chromium-driver)  # browser tests: Debian's Chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup-dev

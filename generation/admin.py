@@ -15,6 +15,7 @@ from django.urls import path
 from django.utils.html import format_html
 
 from . import dashboard, services
+from .remote_cancel import generations_cancel
 from .models import ApiKey, Generation
 
 
@@ -69,7 +70,7 @@ class GenerationAdmin(admin.ModelAdmin):
     search_help_text = "Exact request id (UUID)."
     show_full_result_count = False  # no COUNT(*) over the whole table on every filtered page
     list_per_page = 50
-    actions = None
+    actions = ["cancel_selected"]
     fieldsets = [
         (None, {"fields": ["request_id", "status", "reason", "finish_reason", "channel", "caller"]}),
         ("Request shape", {"fields": ["validation_result", "redactions", "prompt_chars", "prompt_tokens"]}),
@@ -112,6 +113,17 @@ class GenerationAdmin(admin.ModelAdmin):
             "chart": dashboard.hourly_chart(stats["hourly"], stats["since"], stats["now"]),
         }
         return TemplateResponse(request, "admin/generation/dashboard.html", context)
+
+    @admin.action(description="Cancel selected generations (queued or running)", permissions=["cancel"])
+    def cancel_selected(self, request, queryset):
+        """Reaches the stream on whichever server process serves it (channel layer)."""
+        unfinished = queryset.filter(status__in=[Generation.Status.QUEUED, Generation.Status.RUNNING])
+        sent = generations_cancel(request_ids=unfinished.values_list("request_id", flat=True))
+        skipped = queryset.count() - sent
+        self.message_user(request, f"Cancel sent to {sent} generation(s); {skipped} had already ended.", messages.SUCCESS)
+
+    def has_cancel_permission(self, request) -> bool:
+        return request.user.has_perm("generation.cancel_generation")
 
     def get_search_results(self, request, queryset, search_term):
         """Exact request id only: one index lookup instead of a LIKE scan of the table."""

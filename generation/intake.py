@@ -12,6 +12,7 @@ from redaction.requests import RequestRedaction, redact_fields, term_matchers
 from . import services
 from .backends.base import Backend, SamplingParams
 from .backends.registry import get_backend, loaded_backend
+from .remote_cancel import ensure_listener
 from .runner import GenerationRun, Limits, PreparedRequest
 from .scheduler import Scheduler
 from .validation import GenerationInput, RequestInvalid, check_context
@@ -103,6 +104,7 @@ async def open_run(
     Raises RequestInvalid or QueueFull before any response has started."""
     if payload is not None:
         fields, params = {"prompt": payload.prompt}, payload.params
+    ensure_listener()  # admin cancels from any process reach the runs this process serves
     backend = loaded_backend() or await asyncio.to_thread(get_backend)
     prepared = await prepare_request(fields=fields, params=params, backend=backend, build_prompt=build_prompt)
     run = GenerationRun(

@@ -100,6 +100,7 @@ class Generation(models.Model):
     class Meta:
         ordering = ["-created_at"]
         get_latest_by = "created_at"
+        permissions = [("cancel_generation", "Can cancel a queued or running generation")]
         indexes = [
             models.Index(fields=["-created_at"], name="gen_created_idx"),
             models.Index(fields=["status", "-created_at"], name="gen_status_created_idx"),

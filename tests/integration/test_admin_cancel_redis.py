@@ -1,0 +1,61 @@
+"""Admin cancel across processes: the admin request lands on server B, the stream is on
+server A, both share a Redis channel layer (Redis on 127.0.0.1:6379)."""
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from .live import manage, server_env, start_server
+from .sse_client import iter_events
+
+pytestmark = [pytest.mark.integration, pytest.mark.services]
+REDIS = "redis://127.0.0.1:6379/7"
+
+
+def admin_client(server, password: str) -> httpx.Client:
+    client = httpx.Client(base_url=server.url, timeout=60, follow_redirects=False)
+    client.get("/admin/login/")
+    response = client.post(
+        "/admin/login/",
+        data={"username": "ops", "password": password, "csrfmiddlewaretoken": client.cookies["csrftoken"]},
+        headers={"Referer": f"{server.url}/admin/login/"},
+    )
+    assert response.status_code == 302, response.text[:500]
+    return client
+
+
+def test_admin_cancel_on_another_process_stops_the_stream(tmp_path):
+    password = "ops-password-for-tests-1"
+    settings = dict(SLUICE_SLOTS=1, CHANNEL_LAYER_URL=REDIS)
+    serving = start_server(tmp_path, **settings)
+    admin_side = start_server(tmp_path, **settings)
+    manage(server_env(tmp_path, SLUICE_ADMIN_USERNAME="ops", SLUICE_ADMIN_PASSWORD=password), "ensure_admin")
+    try:
+        body = {"prompt": "Write a long catalogue introduction for garden furniture:", "max_tokens": 600}
+        with httpx.Client(timeout=60) as client:
+            with client.stream("POST", f"{serving.url}/api/v1/generations", json=body, headers=serving.headers()) as response:
+                events = iter_events(response)
+                request_id = next(data for name, data in events if name == "accepted")["request_id"]
+                next(data for name, data in events if name == "delta")
+                row = serving.row(request_id, finished=False)
+                admin = admin_client(admin_side, password)
+                try:
+                    page = admin.get("/admin/generation/generation/")
+                    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+                    done = admin.post(
+                        "/admin/generation/generation/",
+                        data={"action": "cancel_selected", "_selected_action": [row["id"]], "csrfmiddlewaretoken": token},
+                        headers={"Referer": f"{admin_side.url}/admin/generation/generation/"},
+                    )
+                    assert done.status_code == 302
+                finally:
+                    admin.close()
+                rest = list(events)
+        assert rest[-1] == ("cancelled", {"reason": "admin_cancel"})
+        assert serving.row(request_id)["cancel_reason"] == "admin_cancel"
+    finally:
+        for server in (serving, admin_side):
+            server.process.terminate()
+            server.process.wait(timeout=30)

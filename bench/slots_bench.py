@@ -75,12 +75,14 @@ def cell(server, streams: int, max_tokens: int, offset: int) -> dict:
 
 def prompt_cancel_check(server) -> dict:
     """Cancel (disconnect) right after `started` on a prompt near the context size."""
-    long_prompt = "Supplier terms and product notes. " * 520  # about 3,600 tokens
+    long_prompt = "Supplier terms and product notes. " * 450  # 15,300 characters, about 3,100 tokens
     with httpx.Client(timeout=600) as client:
         with client.stream(
             "POST", f"{server.url}/api/v1/generations",
             json={"prompt": long_prompt, "max_tokens": 16}, headers=server.headers(),
         ) as response:
+            if response.status_code != 200:
+                raise RuntimeError(f"prompt-cancel request refused: {response.status_code} {response.read()[:200]!r}")
             for name, data in iter_events(response):
                 if name == "accepted":
                     request_id = data["request_id"]

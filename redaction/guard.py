@@ -30,8 +30,8 @@ class OutputGuard:
     Text is released up to the last *safe cut*: a whitespace character that
     follows a token which cannot start or continue a cross-whitespace match.
     No pattern can span a safe cut, so the output does not depend on how the
-    stream was chunked. Plain prose is therefore held back by at most its last
-    word; a run without a safe cut is force-released after ``max_holdback``
+    stream was chunked. Whitespace after a safe cut is released at once. Plain
+    prose is therefore held back by at most its last word; a run without a safe cut is force-released after ``max_holdback``
     characters (forced cuts fall at positions fixed by the text, so chunking
     still does not matter, but a match longer than the bound is not masked).
     """
@@ -76,6 +76,11 @@ class OutputGuard:
                 cuts = _safe_cuts(buf, pos)
             else:
                 break
+        # Whitespace right after a safe cut goes out too: no match starts with whitespace,
+        # and one that contains it would have to span the cut. (Most tokens start with a
+        # space, so this releases the first delta at the first token.)
+        rest = buf[pos:]
+        pos += len(rest) - len(rest.lstrip())
         out.extend(self._mask(buf[start:pos]))
         self._buf = buf[pos:]
         return merge_plain(out)

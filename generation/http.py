@@ -1,11 +1,20 @@
 """HTTP plumbing shared by the API views: JSON errors and caller authentication."""
 from __future__ import annotations
 
+import logging
+
 from django.http import JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 
 from . import services
+from .backends.base import BackendError
+from .scheduler import QueueFull
 from .validation import RequestInvalid
+
+logger = logging.getLogger(__name__)
+
+# What can refuse a generation before its response starts.
+REFUSALS = (RequestInvalid, QueueFull, BackendError, FileNotFoundError)
 
 
 def api_error(
@@ -41,3 +50,17 @@ async def authenticate(request) -> services.Caller:
                 raise RequestInvalid(403, "csrf_failed", "CSRF verification failed. Reload the page and try again.")
         return services.Caller(user_id=user.pk)
     raise RequestInvalid(401, "unauthorized", "Authentication required: send 'Authorization: Bearer <API key>'.")
+
+
+def refusal(exc: Exception) -> JsonResponse:
+    """The JSON error for a request refused before its stream started (one of REFUSALS)."""
+    if isinstance(exc, RequestInvalid):
+        logger.info("generation rejected: %s (%s)", exc.code, exc.status)
+        return api_error(exc.status, exc.code, exc.message, param=exc.param, **exc.details)
+    if isinstance(exc, QueueFull):
+        return api_error(
+            503, "overloaded", "All model slots are busy and the queue is full. Retry later.",
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    logger.error("model backend unavailable: %s", type(exc).__name__, exc_info=exc)
+    return api_error(503, "model_unavailable", "The model is not available right now.")

@@ -2,7 +2,6 @@
 lifecycle is the same as the native API's (open_run -> RunStreamingResponse)."""
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -18,15 +17,12 @@ from redaction import BUILTIN_TYPES
 from redaction.requests import field_policy
 
 from .active import active_runs
-from .backends.base import BackendError, SamplingParams
-from .http import api_error, authenticate
+from .backends.base import SamplingParams
+from .http import REFUSALS, api_error, authenticate, refusal
 from .intake import open_run
 from .models import Generation
-from .scheduler import QueueFull
 from .validation import RequestInvalid, parse_json_body
 from .views import RunStreamingResponse
-
-logger = logging.getLogger(__name__)
 
 PROMPT_TEMPLATE = "prompts/product_copy.txt"
 HISTORY_PAGE_SIZE = 20
@@ -175,17 +171,8 @@ async def compose_generate(request):
             params=params,
             build_prompt=lambda redacted: build_prompt(redacted, tone=tone, length=length),
         )
-    except RequestInvalid as exc:
-        logger.info("editor generation rejected: %s (%s)", exc.code, exc.status)
-        return api_error(exc.status, exc.code, exc.message, param=exc.param, **exc.details)
-    except QueueFull as exc:
-        return api_error(
-            503, "overloaded", "All model slots are busy and the queue is full. Retry later.",
-            headers={"Retry-After": str(exc.retry_after)},
-        )
-    except (BackendError, FileNotFoundError):
-        logger.exception("model backend unavailable")
-        return api_error(503, "model_unavailable", "The model is not available right now.")
+    except REFUSALS as exc:
+        return refusal(exc)
     return RunStreamingResponse(run)
 
 

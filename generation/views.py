@@ -1,7 +1,6 @@
 """Native API views: thin, async; the lifecycle lives in runner/services."""
 from __future__ import annotations
 
-import logging
 from contextlib import aclosing
 
 from django.conf import settings
@@ -10,18 +9,13 @@ from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from .active import active_runs
-from .backends.base import BackendError
 from .events import Cancelled, Delta, Done, Error, TimedOut, completion_body
-from .http import api_error, authenticate
+from .http import REFUSALS, api_error, authenticate, refusal
 from .intake import open_run
 from .models import Generation
 from .runner import GenerationRun
-from .scheduler import QueueFull
 from .streaming import SSE_HEADERS, sse_stream
 from .validation import RequestInvalid, parse_json_body, validate_generation
-
-logger = logging.getLogger(__name__)
-
 
 class RunStreamingResponse(StreamingHttpResponse):
     """An SSE response that gives its run back if it is closed without being iterated."""
@@ -57,17 +51,8 @@ async def generation_create(request):
         payload = validate_generation(parse_json_body(body, request.content_type))
         channel = Generation.Channel.WEB if caller.api_key_id is None else Generation.Channel.API
         run = await open_run(payload=payload, caller=caller, channel=channel)
-    except RequestInvalid as exc:
-        logger.info("generation rejected: %s (%s)", exc.code, exc.status)
-        return api_error(exc.status, exc.code, exc.message, param=exc.param, **exc.details)
-    except QueueFull as exc:
-        return api_error(
-            503, "overloaded", "All model slots are busy and the queue is full. Retry later.",
-            headers={"Retry-After": str(exc.retry_after)},
-        )
-    except (BackendError, FileNotFoundError):
-        logger.exception("model backend unavailable")
-        return api_error(503, "model_unavailable", "The model is not available right now.")
+    except REFUSALS as exc:
+        return refusal(exc)
     if _wants_stream(request, payload.stream):
         return RunStreamingResponse(run)
     return await _collect(run)

@@ -3,6 +3,8 @@ Django imports stay inside hooks and fixtures so the pure-Python redaction tests
 import os
 from pathlib import Path
 
+import pytest
+
 
 def pytest_sessionfinish(session, exitstatus):
     """pytest-django deletes this process's SQLite test database but not its WAL sidecars."""
@@ -10,3 +12,21 @@ def pytest_sessionfinish(session, exitstatus):
     if data_dir:
         for sidecar in Path(data_dir).glob(f"test-{os.getpid()}.sqlite3-*"):
             sidecar.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def scripted(settings):
+    """The scripted backend and a fresh scheduler, reset around each test."""
+    from generation.backends import registry
+    from generation.backends.scripted import ScriptedBackend
+    from generation.intake import reset_scheduler
+
+    settings.SLUICE_BACKEND = "generation.backends.scripted.ScriptedBackend"
+    settings.SLUICE_SLOTS = 1
+    ScriptedBackend.reset()
+    registry.reset_backend()
+    reset_scheduler()
+    yield ScriptedBackend
+    registry.reset_backend()
+    reset_scheduler()
+    ScriptedBackend.reset()

@@ -1,6 +1,5 @@
 """The native SSE contract, through the real ASGI stack, with the scripted backend."""
 import asyncio
-import json
 
 import pytest
 

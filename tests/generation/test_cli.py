@@ -60,7 +60,8 @@ def test_each_delta_is_flushed_as_it_arrives(scripted):
 
     out = Recorder()
     generate("prompt", "--quiet", stdout=out)
-    assert out.flushed[:3] == ["one", "one two", "one two three"]
+    # The output guard holds the newest word until a space shows it is whole; the space goes out with it.
+    assert out.flushed[:3] == ["one ", "one two ", "one two three"]
     assert out.getvalue() == "one two three\n"
 
 

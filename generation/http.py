@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 
@@ -50,6 +51,28 @@ async def authenticate(request) -> services.Caller:
                 raise RequestInvalid(403, "csrf_failed", "CSRF verification failed. Reload the page and try again.")
         return services.Caller(user_id=user.pk)
     raise RequestInvalid(401, "unauthorized", "Authentication required: send 'Authorization: Bearer <API key>'.")
+
+
+def not_accepting(request) -> JsonResponse | None:
+    """The error for a generation request this server will not take (wrong method,
+    shutting down), or None."""
+    from .active import active_runs
+
+    if request.method != "POST":
+        return api_error(405, "method_not_allowed", "Use POST.", headers={"Allow": "POST"})
+    if active_runs.draining:
+        return api_error(
+            503, "shutting_down", "This server is shutting down. Retry shortly.", headers={"Retry-After": "5"}
+        )
+    return None
+
+
+def read_body(request) -> bytes:
+    """The request body; RequestInvalid(413) past DATA_UPLOAD_MAX_MEMORY_SIZE."""
+    try:
+        return request.body
+    except RequestDataTooBig:
+        raise RequestInvalid(413, "request_too_large", "The request body is too large.") from None
 
 
 def refusal(exc: Exception) -> JsonResponse:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import RequestDataTooBig
 from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -16,9 +15,8 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from redaction import BUILTIN_TYPES
 from redaction.requests import field_policy
 
-from .active import active_runs
 from .backends.base import SamplingParams
-from .http import REFUSALS, api_error, authenticate, refusal
+from .http import REFUSALS, authenticate, not_accepting, read_body, refusal
 from .intake import open_run
 from .models import Generation
 from .validation import RequestInvalid, parse_json_body
@@ -148,21 +146,13 @@ def validate_compose(data: dict) -> tuple[dict[str, str], str, str]:
 @csrf_exempt  # authenticate() runs the CSRF check itself and answers JSON, not an HTML 403
 async def compose_generate(request):
     """POST /compose/generate: a signed-in editor's generation, streamed as the native SSE."""
-    if request.method != "POST":
-        return api_error(405, "method_not_allowed", "Use POST.", headers={"Allow": "POST"})
-    if active_runs.draining:
-        return api_error(
-            503, "shutting_down", "This server is shutting down. Retry shortly.", headers={"Retry-After": "5"}
-        )
+    if (refused := not_accepting(request)) is not None:
+        return refused
     try:
         if request.headers.get("Authorization"):
             raise RequestInvalid(401, "unauthorized", "This endpoint takes a signed-in session, not an API key.")
         caller = await authenticate(request)
-        try:
-            body = request.body
-        except RequestDataTooBig:
-            raise RequestInvalid(413, "request_too_large", "The request body is too large.") from None
-        texts, tone, length = validate_compose(parse_json_body(body, request.content_type))
+        texts, tone, length = validate_compose(parse_json_body(read_body(request), request.content_type))
         params = SamplingParams(max_tokens=LENGTHS[length][1], stop=STOP_SEQUENCES)
         run = await open_run(
             caller=caller,

@@ -4,13 +4,12 @@ from __future__ import annotations
 from contextlib import aclosing
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from .active import active_runs
 from .events import Cancelled, Delta, Done, Error, TimedOut, completion_body
-from .http import REFUSALS, api_error, authenticate, refusal
+from .http import REFUSALS, api_error, authenticate, not_accepting, read_body, refusal
 from .intake import open_run
 from .models import Generation
 from .runner import GenerationRun
@@ -36,19 +35,11 @@ class RunStreamingResponse(StreamingHttpResponse):
 @csrf_exempt
 async def generation_create(request):
     """POST /api/v1/generations: SSE stream by default, one JSON object when asked."""
-    if request.method != "POST":
-        return api_error(405, "method_not_allowed", "Use POST.", headers={"Allow": "POST"})
-    if active_runs.draining:
-        return api_error(
-            503, "shutting_down", "This server is shutting down. Retry shortly.", headers={"Retry-After": "5"}
-        )
+    if (refused := not_accepting(request)) is not None:
+        return refused
     try:
         caller = await authenticate(request)
-        try:
-            body = request.body
-        except RequestDataTooBig:
-            raise RequestInvalid(413, "request_too_large", "The request body is too large.") from None
-        payload = validate_generation(parse_json_body(body, request.content_type))
+        payload = validate_generation(parse_json_body(read_body(request), request.content_type))
         channel = Generation.Channel.WEB if caller.api_key_id is None else Generation.Channel.API
         run = await open_run(payload=payload, caller=caller, channel=channel)
     except REFUSALS as exc:

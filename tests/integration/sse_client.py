@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import httpx
 
+LONG_BODY = {"prompt": "Write a long catalogue introduction for garden furniture:", "max_tokens": 600}
+
 
 def iter_events(response: httpx.Response) -> Iterator[tuple[str, dict]]:
     """Yield (event, data) from a streaming response; keep-alive comments are skipped."""
@@ -19,3 +21,17 @@ def iter_events(response: httpx.Response) -> Iterator[tuple[str, dict]]:
             name = line[7:]
         elif line.startswith("data: "):
             data = line[6:]
+
+
+def open_stream(client: httpx.Client, server, body: dict = LONG_BODY):
+    """Start a generation and read until it is producing text. Returns the open response,
+    its live event iterator (dropping it would close the connection) and the request id.
+    The caller closes the response."""
+    response = client.send(
+        client.build_request("POST", f"{server.url}/api/v1/generations", json=body, headers=server.headers()),
+        stream=True,
+    )
+    events = iter_events(response)
+    request_id = next(data for name, data in events if name == "accepted")["request_id"]
+    next(data for name, data in events if name == "delta")
+    return response, events, request_id

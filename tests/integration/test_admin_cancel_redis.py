@@ -3,12 +3,13 @@ server A, both share a Redis channel layer (Redis on 127.0.0.1:6379)."""
 from __future__ import annotations
 
 import re
+from contextlib import closing
 
 import httpx
 import pytest
 
 from .live import manage, server_env, start_server
-from .sse_client import iter_events
+from .sse_client import open_stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 REDIS = "redis://127.0.0.1:6379/7"
@@ -33,12 +34,9 @@ def test_admin_cancel_on_another_process_stops_the_stream(tmp_path):
     admin_side = start_server(tmp_path, **settings)
     manage(server_env(tmp_path, SLUICE_ADMIN_USERNAME="ops", SLUICE_ADMIN_PASSWORD=password), "ensure_admin")
     try:
-        body = {"prompt": "Write a long catalogue introduction for garden furniture:", "max_tokens": 600}
         with httpx.Client(timeout=60) as client:
-            with client.stream("POST", f"{serving.url}/api/v1/generations", json=body, headers=serving.headers()) as response:
-                events = iter_events(response)
-                request_id = next(data for name, data in events if name == "accepted")["request_id"]
-                next(data for name, data in events if name == "delta")
+            response, events, request_id = open_stream(client, serving)
+            with closing(response):
                 row = serving.row(request_id, finished=False)
                 admin = admin_client(admin_side, password)
                 try:

@@ -8,25 +8,9 @@ import httpx
 import pytest
 
 from .live import ROOT, server_env, start_server
-from .sse_client import iter_events
+from .sse_client import open_stream
 
 pytestmark = pytest.mark.integration
-BODY = {"prompt": "Write a long catalogue introduction for garden furniture:", "max_tokens": 600, "temperature": 0}
-
-
-def open_stream(client: httpx.Client, server):
-    """Start a long generation and read until it is producing text. Returns the response,
-    its live event iterator (dropping it would close the connection) and the request id."""
-    response = client.send(
-        client.build_request("POST", f"{server.url}/api/v1/generations", json=BODY, headers=server.headers()),
-        stream=True,
-    )
-    events = iter_events(response)
-    request_id = next(data for name, data in events if name == "accepted")["request_id"]
-    next(data for name, data in events if name == "delta")
-    return response, events, request_id
-
-
 def test_killed_process_rows_become_interrupted_and_live_rows_are_left_alone(tmp_path):
     # Long heartbeat timeout: only the dead-pid check can tell the killed server is gone.
     settings = dict(SLUICE_SLOTS=1, SLUICE_OWNER_TIMEOUT_SECONDS=3600, SLUICE_OWNER_HEARTBEAT_SECONDS=3600)

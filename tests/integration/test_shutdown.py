@@ -2,26 +2,24 @@
 from __future__ import annotations
 
 import signal
+from contextlib import closing
 
 import httpx
 import pytest
 
 from .live import start_server
-from .sse_client import iter_events
+from .sse_client import LONG_BODY, open_stream
 
 pytestmark = pytest.mark.integration
 
 
 def test_sigterm_drains_then_exits(tmp_path):
     server = start_server(tmp_path, SLUICE_SLOTS=1, SLUICE_SHUTDOWN_GRACE_SECONDS=1)
-    body = {"prompt": "Write a long catalogue introduction for garden furniture:", "max_tokens": 600}
     with httpx.Client(timeout=60) as client:
-        with client.stream("POST", f"{server.url}/api/v1/generations", json=body, headers=server.headers()) as response:
-            events = iter_events(response)
-            request_id = next(data for name, data in events if name == "accepted")["request_id"]
-            next(data for name, data in events if name == "delta")
+        response, events, request_id = open_stream(client, server)
+        with closing(response):
             server.process.send_signal(signal.SIGTERM)
-            refused = client.post(f"{server.url}/api/v1/generations", json=body, headers=server.headers())
+            refused = client.post(f"{server.url}/api/v1/generations", json=LONG_BODY, headers=server.headers())
             assert refused.status_code == 503 and refused.json()["error"]["code"] == "shutting_down"
             rest = list(events)
     assert rest[-1] == ("cancelled", {"reason": "shutdown"})

@@ -1,61 +1,21 @@
-"""Selectors for the operational dashboard: every figure is computed in the database over
-a time window, from the shape columns of Generation rows (there is no text to read)."""
+"""Selectors for the operational dashboard: every figure is computed by the database over a
+time window, from sealed hourly tallies and the rows of the hours not sealed yet
+(generation/rollups.py). There is no text to read: rows hold operational shape only."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection
-from django.db.models import Aggregate, Count, FloatField, Q, Sum
-from django.db.models.functions import TruncHour
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
+from . import rollups
 from .models import Generation
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 DEFAULT_WINDOW = "24h"
 Status = Generation.Status
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's percentile_cont(p) WITHIN GROUP (ORDER BY expression)."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression, fraction: float, **extra):
-        super().__init__(expression, fraction=float(fraction), **extra)
-
-
-def percentiles(rows, field: str, fractions: tuple[float, ...]) -> dict[float, float | None]:
-    """Nearest-rank percentiles of `field` over `rows` (a queryset), in the database."""
-    rows = rows.filter(**{f"{field}__isnull": False}).order_by()
-    if connection.vendor == "postgresql":
-        result = rows.aggregate(**{str(p): PercentileCont(field, p) for p in fractions})
-        return {p: result[str(p)] for p in fractions}
-    count = rows.count()
-    if not count:
-        return {p: None for p in fractions}
-    ordered = rows.order_by(field).values_list(field, flat=True)
-    # Nearest rank: one indexed-window query per percentile with ORDER BY ... OFFSET.
-    return {p: ordered[min(count - 1, max(0, int(p * count + 0.5) - 1))] for p in fractions}
-
-
-def redactions_by_type(since: datetime) -> dict[str, int]:
-    """Sum of redaction_counts per type, expanded with the database's JSON functions."""
-    table = Generation._meta.db_table
-    if connection.vendor == "postgresql":
-        expand, value = "jsonb_each_text(g.redaction_counts)", "CAST(j.value AS integer)"
-    else:
-        expand, value = "json_each(g.redaction_counts)", "j.value"
-    sql = (
-        f"SELECT j.key, SUM({value}) FROM {table} g, {expand} j "  # noqa: S608 - names only, no input
-        "WHERE g.created_at >= %s GROUP BY j.key ORDER BY j.key"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [since])
-        return {key: int(total) for key, total in cursor.fetchall()}
 
 
 @dataclass(frozen=True)
@@ -65,26 +25,25 @@ class Bar:
     cancellations: int
 
 
-def hourly(rows) -> list[Bar]:
-    series = (
-        rows.annotate(hour=TruncHour("created_at"))
-        .values("hour")
-        .annotate(requests=Count("id"), cancellations=Count("id", filter=Q(status=Status.CANCELLED)))
-        .order_by("hour")
-    )
-    return [Bar(item["hour"], item["requests"], item["cancellations"]) for item in series]
+def hourly(tally: rollups.Tally) -> list[Bar]:
+    requests: Counter = Counter()
+    cancellations: Counter = Counter()
+    for (hour, status), count in tally.hourly.items():
+        requests[hour] += count
+        if status == Status.CANCELLED:
+            cancellations[hour] += count
+    return [Bar(hour, requests[hour], cancellations[hour]) for hour in sorted(requests)]
 
 
 def dashboard_stats(window: str) -> dict:
     """Everything the dashboard shows for one window (a WINDOWS key)."""
     now = timezone.now()
     since = now - WINDOWS[window]
-    rows = Generation.objects.filter(created_at__gte=since)
-    by_status = dict(rows.order_by().values_list("status").annotate(n=Count("id")))
+    tally = rollups.window_tally(since, now)
+    by_status = rollups.totals(tally, "status")
     total = sum(by_status.values())
-    cancelled = rows.filter(status=Status.CANCELLED)
-    ttft = percentiles(rows, "ttft_ms", (0.5, 0.95, 0.99))
-    duration = percentiles(rows, "duration_ms", (0.5, 0.95))
+    ttft = rollups.percentiles(tally, "ttft_ms", (0.5, 0.95, 0.99))
+    duration = rollups.percentiles(tally, "duration_ms", (0.5, 0.95))
     return {
         "window": window,
         "since": since,
@@ -92,22 +51,20 @@ def dashboard_stats(window: str) -> dict:
         "total": total,
         "by_status": by_status,
         "cancellation_pct": 100 * by_status.get(Status.CANCELLED, 0) / total if total else None,
-        "cancel_reasons": dict(cancelled.order_by().values_list("cancel_reason").annotate(n=Count("id"))),
-        "timeouts": dict(
-            rows.filter(status=Status.TIMED_OUT).order_by().values_list("timeout_source").annotate(n=Count("id"))
-        ),
+        "cancel_reasons": rollups.totals(tally, "cancel_reason"),
+        "timeouts": rollups.totals(tally, "timeout_source"),
         "latency": [
             ("Time to first token p50", ttft[0.5], "ms"),
             ("Time to first token p95", ttft[0.95], "ms"),
             ("Time to first token p99", ttft[0.99], "ms"),
             ("Duration p50", duration[0.5], "ms"),
             ("Duration p95", duration[0.95], "ms"),
-            ("Tokens per second p50", percentiles(rows, "tokens_per_second", (0.5,))[0.5], "tok/s"),
-            ("Queue wait p95", percentiles(rows, "queue_ms", (0.95,))[0.95], "ms"),
+            ("Tokens per second p50", rollups.percentiles(tally, "tokens_per_second", (0.5,))[0.5], "tok/s"),
+            ("Queue wait p95", rollups.percentiles(tally, "queue_ms", (0.95,))[0.95], "ms"),
         ],
-        "tokens_after_cancel": rows.aggregate(n=Sum("tokens_after_cancel"))["n"] or 0,
-        "redactions": redactions_by_type(since),
-        "hourly": hourly(rows),
+        "tokens_after_cancel": rollups.totals(tally, "tokens_after_cancel").get("", 0),
+        "redactions": dict(sorted(rollups.totals(tally, "redaction").items())),
+        "hourly": hourly(tally),
     }
 
 
@@ -135,4 +92,19 @@ def hourly_chart(bars: list[Bar], since: datetime, now: datetime, *, width=720, 
                 "label": f"{bar.hour:%Y-%m-%d %H:00}: {bar.requests} requests, {bar.cancellations} cancelled",
             }
         )
-    return {"width": width, "height": height, "peak": peak, "columns": columns}
+    # Joined here, not looped in the template: a 30-day window has 720 columns, which the
+    # template language renders ten times slower.
+    markup = format_html_join(
+        "\n",
+        '<g><title>{}</title><rect x="{}" y="{}" width="{}" height="{}" fill="#79aec8"/>{}</g>',
+        ((c["label"], c["x"], c["y"], c["w"], c["h"], _cancel_bar(c)) for c in columns),
+    )
+    return {"width": width, "height": height, "peak": peak, "columns": columns, "markup": markup}
+
+
+def _cancel_bar(column: dict) -> str:
+    if not column["ch"]:
+        return ""
+    return format_html(
+        '<rect x="{}" y="{}" width="{}" height="{}" fill="#ba2121"/>', column["x"], column["cy"], column["w"], column["ch"]
+    )

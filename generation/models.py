@@ -63,6 +63,7 @@ class Generation(models.Model):
         CLI = "cli"
 
     FINISHED_STATUSES = (Status.COMPLETED, Status.CANCELLED, Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED)
+    UNFINISHED_STATUSES = (Status.QUEUED, Status.RUNNING)
 
     request_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     user = models.ForeignKey(
@@ -120,6 +121,27 @@ class Generation(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED_STATUSES
+
+
+class Tally(models.Model):
+    """One figure of a sealed hour (hours=1) or day (hours=24) of Generation rows
+    (generation/rollups.py): ("status", "completed") -> 1370, ("ttft_ms", "87") -> 12 (a
+    latency bucket), ... Names and labels are column values and type names, never content."""
+
+    start = models.DateTimeField(help_text="Start of the clock hour or UTC day.")
+    hours = models.PositiveSmallIntegerField(help_text="1: an hour; 24: a day.")
+    name = models.CharField(max_length=32)
+    label = models.CharField(max_length=40, blank=True)
+    value = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hours", "start", "name", "label"], name="tally_span_name_label_uniq")
+        ]
+        indexes = [models.Index(fields=["name", "hours", "start"], name="tally_name_span_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.start:%Y-%m-%d %H:00} +{self.hours}h {self.name}[{self.label}] = {self.value}"
 
 
 class ServerProcess(models.Model):

@@ -12,14 +12,14 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from . import metrics
+from . import metrics, rollups
 from .models import Generation, ServerProcess
 from .process import OWNER_ID
 from .services import log_generation
 
 logger = logging.getLogger(__name__)
-UNFINISHED = (Generation.Status.QUEUED, Generation.Status.RUNNING)
 _heartbeat_started = threading.Event()
+SEAL_HOURS_PER_BEAT = 24  # a month of unsealed hours (after an upgrade) is caught up in 30 beats
 
 
 def process_register() -> None:
@@ -50,6 +50,7 @@ def _beat_forever() -> None:
             if not ServerProcess.objects.filter(owner=OWNER_ID).update(heartbeat_at=timezone.now()):
                 process_register()  # our row was pruned while we were stalled: come back
             generations_reconcile()  # rows of peers that died since the last beat
+            rollups.seal_settled_hours(limit=SEAL_HOURS_PER_BEAT)  # the dashboard's tallies
         except Exception:  # noqa: BLE001 - a missed beat must not kill the thread
             logger.exception("process heartbeat failed")
 
@@ -87,7 +88,7 @@ def generations_reconcile() -> int:
     with transaction.atomic():
         ServerProcess.objects.filter(owner__in=_dead_local_owners()).delete()
         live = ServerProcess.objects.filter(heartbeat_at__gte=cutoff).values("owner")
-        orphans = Generation.objects.filter(status__in=UNFINISHED).exclude(owner__in=live)
+        orphans = Generation.objects.filter(status__in=Generation.UNFINISHED_STATUSES).exclude(owner__in=live)
         rows = list(orphans.select_for_update())
         for row in rows:
             row.status = Generation.Status.INTERRUPTED

@@ -278,11 +278,13 @@ class GenerationRun:
         if self._finished:
             return
         try:
+            if self._worker is None and self._ticket is not None:
+                # Never started (cancelled, timed out or gone while queued): leave the queue,
+                # or a slot released later would be granted to this dead ticket and leak.
+                self.scheduler.withdraw(self._ticket)
             if outcome is None:  # the consumer left before a terminal event: the client went away
                 self.request_cancel(Reason.CLIENT_DISCONNECT)
                 result = await asyncio.wrap_future(self._worker) if self._worker is not None else None
-                if self._worker is None and self._ticket is not None:
-                    self.scheduler.withdraw(self._ticket)
                 if result is not None and result.finish_reason == "error" and not self.cancel_reason:
                     outcome = self._outcome(Status.FAILED, result, first_token_at, error_code=result.error_code)
                 else:

@@ -180,6 +180,7 @@ async def test_queue_wait_timeout_ends_a_waiting_stream(scripted, auth_headers, 
     row = await Generation.objects.aget(request_id=waiting.events()[0][2]["request_id"])
     assert (row.status, row.timeout_source, row.started_at) == ("timed_out", "queue_wait", None)
     assert (await first).events()[-1][1] == "done"
+    await _slot_is_free_for_the_next_request(auth_headers)
 
 
 async def test_total_timeout_stops_a_run_that_keeps_going(scripted, auth_headers, settings):
@@ -209,3 +210,14 @@ async def test_cancel_a_queued_generation(scripted, auth_headers):
     await queued_row.arefresh_from_db()
     assert (queued_row.status, queued_row.cancel_reason, queued_row.started_at) == ("cancelled", "client_cancel", None)
     assert (await first).events()[-1][1] == "done"
+    await _slot_is_free_for_the_next_request(auth_headers)
+
+
+async def _slot_is_free_for_the_next_request(auth_headers):
+    """A waiter that gave up must leave the queue: the slot freed after it goes to the next
+    request, not to the dead place (which would leak the slot for good)."""
+    from generation.intake import get_scheduler
+
+    assert get_scheduler().snapshot()["slots_busy"] == 0 and get_scheduler().snapshot()["queue_depth"] == 0
+    after = await call(URL, body={"prompt": "after", "max_tokens": 4}, headers=auth_headers)
+    assert [name for _, name, _ in after.events()][-1] == "done"

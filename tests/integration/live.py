@@ -108,3 +108,16 @@ def start_server(data_dir: Path, **overrides) -> LiveServer:
     raise RuntimeError("live server did not become ready:\n" + log_path.read_text()[-3000:])
 
 
+
+
+def admin_client(server: LiveServer, password: str, username: str = "ops") -> httpx.Client:
+    """An httpx client logged in to the server's admin (the account made by ensure_admin)."""
+    client = httpx.Client(base_url=server.url, timeout=60, follow_redirects=False)
+    client.get("/admin/login/")
+    response = client.post(
+        "/admin/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": client.cookies["csrftoken"]},
+        headers={"Referer": f"{server.url}/admin/login/"},
+    )
+    assert response.status_code == 302, response.text[:500]
+    return client

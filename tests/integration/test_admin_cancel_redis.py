@@ -8,23 +8,11 @@ from contextlib import closing
 import httpx
 import pytest
 
-from .live import manage, server_env, start_server
+from .live import admin_client, manage, server_env, start_server
 from .sse_client import open_stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 REDIS = "redis://127.0.0.1:6379/7"
-
-
-def admin_client(server, password: str) -> httpx.Client:
-    client = httpx.Client(base_url=server.url, timeout=60, follow_redirects=False)
-    client.get("/admin/login/")
-    response = client.post(
-        "/admin/login/",
-        data={"username": "ops", "password": password, "csrfmiddlewaretoken": client.cookies["csrftoken"]},
-        headers={"Referer": f"{server.url}/admin/login/"},
-    )
-    assert response.status_code == 302, response.text[:500]
-    return client
 
 
 def test_admin_cancel_on_another_process_stops_the_stream(tmp_path):

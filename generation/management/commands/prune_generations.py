@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from generation.models import Generation
+from generation.rollups import prune_tallies
 
 UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 
@@ -23,8 +24,10 @@ def parse_age(text: str) -> timedelta:
 
 def generations_prune(*, older_than: timedelta, batch_size: int = 5000) -> int:
     """Delete finished rows created before now - older_than; queued and running rows stay.
-    Each batch is its own short transaction, so live writers never wait long."""
+    Each batch is its own short transaction, so live writers never wait long. The hourly
+    tallies of the same period go too."""
     cutoff = timezone.now() - older_than
+    prune_tallies(before=cutoff)
     stale = Generation.objects.filter(status__in=Generation.FINISHED_STATUSES, created_at__lt=cutoff).order_by()
     deleted = 0
     while ids := list(stale.values_list("pk", flat=True)[:batch_size]):

@@ -14,7 +14,8 @@ class Command(BaseCommand):
         "Server heartbeats do this on their own; run it after loading or restoring records."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args, verbosity=1, **options):
         started = time.monotonic()
         sealed = seal_settled_hours()
-        self.stdout.write(f"Sealed {sealed} hour(s) in {time.monotonic() - started:.1f} s.")
+        if verbosity:
+            self.stdout.write(f"Sealed {sealed} hour(s) in {time.monotonic() - started:.1f} s.")

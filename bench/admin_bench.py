@@ -59,7 +59,8 @@ def seed_sqlite(cursor, rows: int, now: float) -> None:
     cursor.execute(
         f"INSERT INTO generation_generation ({COLUMNS}) "
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %(rows)s), "
-        "r AS (SELECT abs(random()) %% 100 AS s, abs(random()) %% 3 AS k, abs(random()) %% 2592000 AS age, "
+        # MATERIALIZED: else SQLite inlines r and draws a new random() at every use of r.s.
+        "r AS MATERIALIZED (SELECT abs(random()) %% 100 AS s, abs(random()) %% 3 AS k, abs(random()) %% 2592000 AS age, "
         "20 + abs(random()) %% 581 AS ttft, 300 + abs(random()) %% 14701 AS extra FROM n) "
         f"SELECT lower(hex(randomblob(16))), {SHAPE.replace('JSON_TYPE', 'TEXT')}, {stamp}, {stamp}, {stamp}, {done}, "
         "abs(random()) %% 201, r.ttft, r.ttft + r.extra, round(20 + (abs(random()) %% 2500) / 100.0, 2) FROM r "

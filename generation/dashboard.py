@@ -25,7 +25,7 @@ class Bar:
     cancellations: int
 
 
-def hourly(tally: rollups.Tally) -> list[Bar]:
+def hourly(tally: rollups.Summary) -> list[Bar]:
     requests: Counter = Counter()
     cancellations: Counter = Counter()
     for (hour, status), count in tally.hourly.items():

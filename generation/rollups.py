@@ -1,13 +1,14 @@
-"""Hourly tallies of Generation rows, so the dashboard never reads a month of rows.
+"""Hourly and daily tallies of Generation rows, so the dashboard never reads a month of rows.
 
 An hour is *sealed* once it has ended (plus SETTLE, for clock skew between servers) and none
 of its rows is still queued or running: its counts, sums and latency histograms go to the
-Tally table with a marker row; a day whose 24 hours are sealed is summed into day rows. Finished rows never change, so a sealed
-hour stays true. Every process's heartbeat seals hours (`seal_settled_hours`), and so does
-`manage.py rollup_generations`. The dashboard adds the tallies of sealed hours to figures
-aggregated from the rows of the rest: the window's first, partial hour, the current hour
-and any hour not sealed yet (`window_tally`). Either way every figure is computed by the
-database; Python only adds up at most a few thousand tally rows.
+Tally table with a marker row, and a day whose 24 hours are sealed is summed into day rows.
+Finished rows never change, so a sealed hour stays true. Every process's heartbeat seals
+hours (`seal_settled_hours`), and so does `manage.py rollup_generations`. The dashboard adds
+the tallies of sealed days and hours to figures aggregated from the rows of the rest: the
+window's first, partial hour, the current hour and any hour not sealed yet
+(`window_tally`). Either way every figure is computed by the database; Python only adds up
+a few thousand summed tally rows.
 
 Percentiles come from log-spaced buckets: bucket b holds the values in (γ^(b-1), γ^b] with
 γ = 1.04, so a percentile read from buckets is within 2 % of the exact nearest-rank value,
@@ -39,14 +40,14 @@ SEALED = "sealed"
 
 
 @dataclass
-class Tally:
+class Summary:
     """Figures of some rows: `figures[name, label]` summed over the span, and the request
     counts per hour and status (`hourly[hour, status]`) for the chart."""
 
     figures: Counter = field(default_factory=Counter)
     hourly: Counter = field(default_factory=Counter)
 
-    def add(self, other: Tally) -> None:
+    def add(self, other: Summary) -> None:
         self.figures.update(other.figures)
         self.hourly.update(other.hourly)
 
@@ -93,11 +94,11 @@ def _query(sql: str, start: datetime, end: datetime, repeat: int = 1) -> list[tu
         return cursor.fetchall()
 
 
-def rows_tally(start: datetime, end: datetime) -> Tally:
+def rows_tally(start: datetime, end: datetime) -> Summary:
     """The figures of the rows created in [start, end), charted under the hour of `start`.
     Three queries: the status breakdown, the redaction counts, the latency buckets."""
     hour = floor_hour(start)
-    tally = Tally()
+    tally = Summary()
     figures = tally.figures
     for status, reason, source, count, after_cancel in _query(SHAPES_SQL, start, end):
         figures["status", status] += count
@@ -199,7 +200,7 @@ def seal_settled_hours(*, now: datetime | None = None, limit: int | None = None)
     oldest = floor_hour(now - LONGEST_WINDOW)
     skip = _sealed(1, oldest, newest) | _unfinished_hours(oldest, newest)
     todo = [hour for hour in reversed(hours_between(oldest, newest)) if hour not in skip][:limit]
-    busy = _hours_with_rows(oldest, newest)
+    busy = _hours_with_rows(min(todo), max(todo)) if todo else set()
     sealed = {hour: Counter({(SEALED, ""): 1}) for hour in todo if hour not in busy}  # a marker is all
     for hour in todo:
         if hour in busy:
@@ -228,14 +229,14 @@ def _day_runs(days: list[datetime]) -> list[tuple[datetime, datetime]]:
     return runs
 
 
-def window_tally(since: datetime, now: datetime) -> Tally:
+def window_tally(since: datetime, now: datetime) -> Summary:
     """Every figure of the rows created in [since, now]: sealed days and hours summed by the
     database from their tallies, the rest aggregated from the rows themselves."""
     first_full = floor_hour(since) + (HOUR if since != floor_hour(since) else timedelta(0))
     current = floor_hour(now)
     first_day = floor_day(first_full) + (DAY if first_full != floor_day(first_full) else timedelta(0))
     days = _sealed(24, first_day, floor_day(current) - DAY)
-    tally = Tally()
+    tally = Summary()
     hourly = TallyRow.objects.filter(name="status", hours=1, start__gte=first_full, start__lt=current)
     for status_hour, status, value in hourly.values_list("start", "label", "value"):
         tally.hourly[status_hour, status] += value
@@ -259,7 +260,7 @@ def window_tally(since: datetime, now: datetime) -> Tally:
     return tally
 
 
-def totals(tally: Tally, name: str) -> dict[str, int]:
+def totals(tally: Summary, name: str) -> dict[str, int]:
     """{label: value} of one figure, largest first."""
     summed = Counter({label: value for (key, label), value in tally.figures.items() if key == name})
     return dict(summed.most_common())
@@ -281,7 +282,7 @@ def bucket_value(field: str, label: str) -> float:
     return middle
 
 
-def percentiles(tally: Tally, field: str, fractions: tuple[float, ...]) -> dict[float, float | None]:
+def percentiles(tally: Summary, field: str, fractions: tuple[float, ...]) -> dict[float, float | None]:
     """Nearest-rank percentiles of a latency field, read from its buckets."""
     counts = totals(tally, field)
     ordered = sorted(counts.items(), key=lambda item: -math.inf if item[0] == ZERO_BUCKET else int(item[0]))

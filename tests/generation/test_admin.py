@@ -296,6 +296,7 @@ def test_changelist_counts_at_most_the_cap(staff_client, monkeypatch):
         make_row()
     html = staff_client.get(CHANGELIST).content.decode()
     assert "More than 5 generations" in html and "counting stops there" in html
+    assert "More than 5 results" in html and "5 results" not in html.replace("More than 5 results", "")
     html = staff_client.get(CHANGELIST, {"status__exact": "cancelled"}).content.decode()
     assert "0 generations" in html and "More than" not in html
     make_row(status="cancelled")

@@ -134,7 +134,7 @@ class GenerationAdmin(admin.ModelAdmin):
         "redactions",
         "caller",
     ]
-    list_filter = ["status", "cancel_reason", "timeout_source", "channel", ModelVersionFilter, "api_key"]
+    list_filter = ["status", "cancel_reason", "timeout_source", "channel", ModelVersionFilter, "user", "api_key"]
     list_select_related = ["user", "api_key"]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]

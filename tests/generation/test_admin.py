@@ -66,6 +66,15 @@ def test_api_key_filter(staff_client, api_key):
     assert response.status_code == 200 and len(response.context["cl"].result_list) == 1
 
 
+def test_user_filter(staff_client):
+    editor = get_user_model().objects.create_user("editor", password="pw-for-tests")
+    mine = make_row(user=editor, channel="web")
+    make_row()
+    response = staff_client.get(CHANGELIST, {"user__id__exact": editor.pk})
+    assert [row.pk for row in response.context["cl"].result_list] == [mine.pk]
+    assert "By user" in response.content.decode()
+
+
 def test_search_is_an_exact_request_id_match(staff_client):
     wanted, other = make_row(), make_row()
     result = staff_client.get(CHANGELIST, {"q": str(wanted.request_id)}).context["cl"].result_list

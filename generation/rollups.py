@@ -38,7 +38,6 @@ ZERO_BUCKET = "le0"  # values <= 0 (a request that never queued has queue_ms 0)
 SEALED = "sealed"
 
 
-
 @dataclass
 class Summary:
     """Figures of some rows: `figures[name, label]` summed over the span, and the request

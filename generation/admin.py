@@ -197,7 +197,8 @@ class GenerationAdmin(admin.ModelAdmin):
         unfinished = queryset.filter(status__in=[Generation.Status.QUEUED, Generation.Status.RUNNING])
         sent = generations_cancel(request_ids=unfinished.values_list("request_id", flat=True))
         skipped = queryset.count() - sent
-        self.message_user(request, f"Cancel sent to {sent} generation(s); {skipped} had already ended.", messages.SUCCESS)
+        message = f"Cancel sent to {sent} generation(s); {skipped} had already ended."
+        self.message_user(request, message, messages.SUCCESS)
 
     def has_cancel_permission(self, request) -> bool:
         return request.user.has_perm("generation.cancel_generation")

@@ -105,6 +105,5 @@ def hourly_chart(bars: list[Bar], since: datetime, now: datetime, *, width=720, 
 def _cancel_bar(column: dict) -> str:
     if not column["ch"]:
         return ""
-    return format_html(
-        '<rect x="{}" y="{}" width="{}" height="{}" fill="#ba2121"/>', column["x"], column["cy"], column["w"], column["ch"]
-    )
+    rect = '<rect x="{}" y="{}" width="{}" height="{}" fill="#ba2121"/>'
+    return format_html(rect, column["x"], column["cy"], column["w"], column["ch"])

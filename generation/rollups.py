@@ -107,9 +107,9 @@ def rows_tally(start: datetime, end: datetime) -> Summary:
         if status == Generation.Status.TIMED_OUT:
             figures["timeout_source", source] += count
         figures["tokens_after_cancel", ""] += after_cancel or 0
-    redactions = REDACTIONS_SQL.get(connection.vendor, REDACTIONS_SQL["other"])
-    redactions = redactions.format(table=Generation._meta.db_table)
-    for type_, count in _query(f"{redactions} WHERE g.created_at >= %s AND g.created_at < %s GROUP BY j.key", start, end):
+    redactions = REDACTIONS_SQL.get(connection.vendor, REDACTIONS_SQL["other"]).format(table=Generation._meta.db_table)
+    redactions += " WHERE g.created_at >= %s AND g.created_at < %s GROUP BY j.key"
+    for type_, count in _query(redactions, start, end):
         figures["redaction", type_] += int(count)
     for name, bucket, count in _query(BUCKETS_SQL, start, end, repeat=len(LATENCY_FIELDS)):
         figures[name, ZERO_BUCKET if bucket is None else str(int(bucket))] += count

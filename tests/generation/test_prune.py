@@ -65,7 +65,8 @@ def test_prune_works_in_batches():
         make_row(timedelta(hours=5))
     with CaptureQueriesContext(connection) as queries:
         assert generations_prune(older_than=timedelta(hours=4), batch_size=3) == 7
-    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE FROM \"generation_generation\"")]
+    rows_delete = 'DELETE FROM "generation_generation"'
+    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith(rows_delete)]
     assert len(deletes) == 3
     assert not Generation.objects.exists()
 

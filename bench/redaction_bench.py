@@ -7,6 +7,7 @@ that package is importable; otherwise says so and carries on.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -69,7 +70,8 @@ def time_calls(fn, prompts: list[str], runs: int, setup=None) -> list[float]:
     return out
 
 
-def print_scores(title: str, records: list[dict], predict, types=None) -> None:
+def print_scores(title: str, records: list[dict], predict, types=None) -> dict:
+    """Print precision/recall per type; return {type: [P, R]} (exact bounds)."""
     print(f"\n{title}")
     print(f"  {'type':<18} {'P(exact)':>9} {'R(exact)':>9} {'P(overlap)':>11} {'R(overlap)':>11} {'gold':>5}")
     exact, overlap = evaluate(records, predict, "exact"), evaluate(records, predict, "overlap")
@@ -78,6 +80,8 @@ def print_scores(title: str, records: list[dict], predict, types=None) -> None:
             continue
         e, o = exact.scores[type_], overlap.scores[type_]
         print(f"  {type_:<18} {e.precision:9.3f} {e.recall:9.3f} {o.precision:11.3f} {o.recall:11.3f} {e.tp + e.fn:5d}")
+    return {t: [round(exact.scores[t].precision, 3), round(exact.scores[t].recall, 3)] for t in sorted(exact.scores)
+            if not types or t in types}
 
 
 def presidio_recognizers():
@@ -122,8 +126,11 @@ def main() -> None:
     terms = TermMatcher(term_list)
     print(f"corpus: {len(records)} records, {sum(len(r['spans']) for r in records)} labelled spans; "
           f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    print_scores("redaction.detect (span match: same type; exact bounds / any overlap)", records,
-                 lambda r: detect(r["text"], terms=TermMatcher([tuple(t) for t in r.get("terms", [])])))
+    report = {"machine": f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} before",
+              "python": sys.version.split()[0], "runs": args.runs, "latency_ms": {}}
+    report["precision_recall"] = print_scores(
+        "redaction.detect (span match: same type; exact bounds / any overlap)", records,
+        lambda r: detect(r["text"], terms=TermMatcher([tuple(t) for t in r.get("terms", [])])))
 
     policy = Policy()
     for mix, every in (("dense mix: any corpus record", 1), ("lighter mix: 1 in 4 records labelled", 4)):
@@ -140,7 +147,12 @@ def main() -> None:
                                  ("detect()", lambda t: detect(t, terms=terms), None)):
             p50, p99, mean = percentiles(time_calls(fn, prompts, args.runs, setup))
             print(f"  {label:<28} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   mean {mean:6.2f} ms")
+            report["latency_ms"][f"{mix.split(':')[0]}, {label}"] = {
+                "p50": round(p50, 2), "p99": round(p99, 2), "mean": round(mean, 2)}
     prompts = build_prompts(records, 50)
+    report["machine"] += f", {os.getloadavg()[0]:.1f} after"
+    out = ROOT / "bench" / "results" / "redaction.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
 
     if args.no_presidio:
         return

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from .spans import COMMERCIAL_TERM, PRICE, Span
+from .shadow import classes
+from .spans import COMMERCIAL_TERM, PRICE, Cand, Span, as_spans
 
 # Amount: grouped thousands (1,200 / 1.299,00 / 1 200 with nbsp) or plain digits.
 _NUM = r"(?:\d{1,3}(?:[,.'\u00a0\u202f]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)(?![\d])"
@@ -32,6 +33,8 @@ _DOLLAR_PREFIXES = ("US", "AU", "CA", "HK", "NZ", "S", "R", "A", "C", "N")
 _DOLLAR_PREFIX_ENDS = frozenset(p[-1] for p in _DOLLAR_PREFIXES)  # cheap test before the loop
 _WORDCUR_HEADS = ("dollar", "euro", "pound", "cent", "pence", "yen", "franc")
 _CODE_SCAN_RE = re.compile("|".join(_CODES))
+_CODE_SET = frozenset(_CODES)
+_CLASS_CODE_RE = re.compile(rb"UUU(?<![aU]UUU)(?![aU])")  # on the class string (shadow.py)
 _WORDCUR_RE = re.compile(rf"{_WORDCUR}(?![A-Za-z])", re.IGNORECASE)
 _AFTER_MARKER_RE = re.compile(rf"\s?{_NUM}{_MAG}(?:\s?{_CODE}(?![A-Za-z]))?")  # $12.50, US$ 3k, $5 USD
 _AFTER_CODE_RE = re.compile(rf"\s?{_SYM}?\s?{_NUM}{_MAG}")  # GBP 45, EUR 1.200
@@ -45,11 +48,12 @@ def _find_all(hay: str, needle: str) -> Iterator[int]:
         i = hay.find(needle, i + 1)
 
 
-def _markers(text: str, low: str | None = None) -> list[tuple[int, int, str]]:
+def _markers(text: str, low: str | None = None, cls: bytes | None = None) -> list[tuple[int, int, str]]:
     """(start, end, kind) of currency markers; kind is "sym", "code" or "word"."""
     found: list[tuple[int, int, str]] = []
-    for sym in _SYMBOLS:
-        for i in _find_all(text, sym):
+    for sym in "$" if text.isascii() else _SYMBOLS:
+        i = text.find(sym)
+        while i >= 0:
             start = i
             if sym == "$" and i and text[i - 1] in _DOLLAR_PREFIX_ENDS:
                 for prefix in _DOLLAR_PREFIXES:
@@ -57,26 +61,42 @@ def _markers(text: str, low: str | None = None) -> list[tuple[int, int, str]]:
                         start = i - len(prefix)
                         break
             found.append((start, i + 1, "sym"))
-    for m in _CODE_SCAN_RE.finditer(text):  # one alternation scan beats 38 str.find calls
-        i, end = m.span()
-        if (i == 0 or not text[i - 1].isalpha()) and (end == len(text) or not text[end].isalpha()):
-            found.append((i, end, "code"))
+            i = text.find(sym, i + 1)
+    if cls is None:
+        cls = classes(text)
+    if cls is None:  # no class string: one alternation scan beats 38 str.find calls
+        for m in _CODE_SCAN_RE.finditer(text):
+            i, end = m.span()
+            if (i == 0 or not text[i - 1].isalpha()) and (end == len(text) or not text[end].isalpha()):
+                found.append((i, end, "code"))
+    else:
+        # Every code found above is three capitals between non-letters: "UUU" in the
+        # class string, not next to another letter (beyond Latin-1 a letter shows as
+        # "x", so the test on ``text`` stays).
+        n = len(text)
+        for m in _CLASS_CODE_RE.finditer(cls):
+            i = m.start()
+            if (text[i:i + 3] in _CODE_SET and (i == 0 or not text[i - 1].isalpha())
+                    and (i + 3 == n or not text[i + 3].isalpha())):
+                found.append((i, i + 3, "code"))
     if low is None:
         low = text.lower()
-    if len(low) == len(text) and any(h in low for h in _WORDCUR_HEADS):
+    if len(low) == len(text):
         for head in _WORDCUR_HEADS:
-            for i in _find_all(low, head):
+            i = low.find(head)
+            while i >= 0:
                 m = _WORDCUR_RE.match(text, i)
                 if m and (i == 0 or not text[i - 1].isalpha()):
                     found.append((i, m.end(), "word"))
+                i = low.find(head, i + 1)
     found.sort()
     return found
 
 
-def _price_atoms(text: str, low: str | None = None) -> list[tuple[int, int]]:
+def _price_atoms(text: str, low: str | None = None, cls: bytes | None = None) -> list[tuple[int, int]]:
     atoms: list[tuple[int, int]] = []
     last = 0
-    for start, end, kind in _markers(text, low):
+    for start, end, kind in _markers(text, low, cls):
         if start < last:
             continue
         word_start = start == 0 or not (text[start - 1].isalnum() or text[start - 1] in "_$€£¥")
@@ -98,7 +118,6 @@ def _price_atoms(text: str, low: str | None = None) -> list[tuple[int, int]]:
 _RANGE_HEAD_RE = re.compile(rf"{_NUM}{_MAG}\s?(?:-|–|—|to)\s?$")
 # "-15" / " to 15" after an amount whose marker comes first ("$10-15").
 _RANGE_TAIL_RE = re.compile(rf"\s?(?:-|–|—|to)\s?(?:{_SYM}\s?)?{_NUM}{_MAG}(?![\w%])")
-_RANGE_HINT_RE = re.compile(r"[-–—]|to")  # cheap pre-checks before the full range/unit patterns
 _UNIT_HINT_RE = re.compile(r"\s?/|\s(?:per|an?|each|ea)\b", re.IGNORECASE)
 _RANGE_JOIN_RE = re.compile(r"\s?(?:-|–|—|to)\s?$")
 _UNIT = (
@@ -111,29 +130,40 @@ _PER_UNIT_RE = re.compile(rf"(?:\s?/\s?{_UNIT}|\s(?:per|a|an)\s{_UNIT}|\s(?:each
 
 def find_prices(text: str, *, low: str | None = None) -> list[Span]:
     """``low`` is ``text.lower()`` when the caller already has it."""
-    atoms = _price_atoms(text, low)
+    return as_spans(scan_prices(text, low))
+
+
+def scan_prices(text: str, low: str | None = None, cls: bytes | None = None) -> list[Cand]:
+    """``cls`` is ``shadow.classes(text)`` when the caller already has it."""
+    atoms = _price_atoms(text, low, cls)
     if not atoms:
         return []
     merged: list[list[int]] = []
+    # The str tests below are cheap necessary conditions for the regex after them.
     for start, end in atoms:
-        # Join "$10 - $15" / "€5 to €8" into one range span.
-        if merged and _RANGE_JOIN_RE.fullmatch(text, merged[-1][1], start):
+        # Join "$10 - $15" / "€5 to €8" into one range span (a joint is 1-4 characters).
+        if merged and 0 < start - merged[-1][1] <= 4 and _RANGE_JOIN_RE.fullmatch(text, merged[-1][1], start):
             merged[-1][1] = end
             continue
-        near = text[max(0, start - 4):start]
-        head = _RANGE_HEAD_RE.search(text, max(0, start - 24), start) if _RANGE_HINT_RE.search(near) else None
-        if head and (head.start() == 0 or not text[head.start() - 1].isalnum()):
-            start = head.start()
+        near = text[max(0, start - 4):start]  # a range head ends in a dash or "to" here
+        if "-" in near or "to" in near or "\u2013" in near or "\u2014" in near:
+            head = _RANGE_HEAD_RE.search(text, max(0, start - 24), start)
+            if head and (head.start() == 0 or not text[head.start() - 1].isalnum()):
+                start = head.start()
         merged.append([start, end])
-    out: list[Span] = []
+    out: list[Cand] = []
     for start, end in merged:
-        tail = _RANGE_TAIL_RE.match(text, end)
-        if tail:
-            end = tail.end()
-        unit = _PER_UNIT_RE.match(text, end) if _UNIT_HINT_RE.match(text, end) else None
-        if unit:
-            end = unit.end()
-        out.append(Span(start, end, PRICE, 0.9))
+        nxt = text[end:end + 2]
+        if "-" in nxt or "t" in nxt or "\u2013" in nxt or "\u2014" in nxt:  # a range tail starts so
+            tail = _RANGE_TAIL_RE.match(text, end)
+            if tail:
+                end = tail.end()
+                nxt = text[end:end + 2]
+        if nxt and (nxt[0] == "/" or nxt[0].isspace()) and _UNIT_HINT_RE.match(text, end):
+            unit = _PER_UNIT_RE.match(text, end)
+            if unit:
+                end = unit.end()
+        out.append((start, end, PRICE, 0.9))
     return out
 
 
@@ -223,6 +253,10 @@ def _free(text: str, i: int) -> bool:
 
 def find_commercial_terms(text: str, *, low: str | None = None) -> list[Span]:
     """``low`` is ``text.lower()`` when the caller already has it."""
+    return as_spans(scan_commercial_terms(text, low))
+
+
+def scan_commercial_terms(text: str, low: str | None = None) -> list[Cand]:
     found: list[tuple[int, int]] = []
     if low is None:
         low = text.lower()
@@ -261,4 +295,4 @@ def find_commercial_terms(text: str, *, low: str | None = None) -> list[Span]:
             elif not _free(low, start):
                 continue
             found.append((start, m.end()))
-    return [Span(a, b, COMMERCIAL_TERM, 0.85) for a, b in found]
+    return [(a, b, COMMERCIAL_TERM, 0.85) for a, b in found]

@@ -1,12 +1,14 @@
 """Top-level detection: run every detector, then resolve overlaps."""
 from __future__ import annotations
 
-from typing import Callable, Collection
+from operator import itemgetter
+from typing import Collection
 
-from .commercial import find_commercial_terms, find_prices
-from .phones import find_phones
-from .pii import digit_runs, find_cards, find_emails, find_ibans, find_ips
-from .secrets import find_secrets, find_url_credentials
+from .commercial import scan_commercial_terms, scan_prices
+from .phones import scan_phones
+from .pii import digit_runs, scan_cards, scan_emails, scan_ibans, scan_ips
+from .secrets import scan_secrets, scan_url_credentials
+from .shadow import classes
 from .spans import (
     COMMERCIAL_TERM,
     CREDIT_CARD,
@@ -18,28 +20,65 @@ from .spans import (
     PRIORITY,
     SECRET,
     URL_CREDENTIALS,
+    Cand,
     Span,
-    resolve_overlaps,
+    as_spans,
+    resolve_cands,
 )
 from .terms import TermMatcher
 
 DEFAULT_REGION = "US"
 
-# Run order (it fixes the order of the raw candidates, e.g. for phones' ``blocked``).
-_DETECTORS: dict[str, Callable[[str], list[Span]]] = {
-    SECRET: find_secrets,
-    URL_CREDENTIALS: find_url_credentials,
-    IBAN_CODE: find_ibans,
-    EMAIL_ADDRESS: find_emails,
-    IP_ADDRESS: find_ips,
-    COMMERCIAL_TERM: find_commercial_terms,
-    PRICE: find_prices,
-}
-# Detectors that take the shared lower-cased text (one str.lower() per call:
-# on non-ASCII text it costs ~50 us for 4 KB).
-_WANTS_LOW = frozenset({SECRET, COMMERCIAL_TERM, PRICE})
 # Types that outrank PHONE_NUMBER: phone candidates overlapping them are skipped.
 _ABOVE_PHONE = frozenset(PRIORITY[: PRIORITY.index(PHONE_NUMBER)])
+_END = itemgetter(1)
+
+
+def scan(
+    text: str,
+    *,
+    terms: TermMatcher | None = None,
+    region: str = DEFAULT_REGION,
+    types: Collection[str] | None = None,
+) -> list[Cand]:
+    """All raw detections as (start, end, type, score) tuples (may overlap);
+    ``types`` limits the built-in detectors run.
+
+    The order of the detectors fixes the order of the raw candidates (e.g. for
+    phones' ``blocked``). They share one ``text.lower()`` (on non-ASCII text it
+    costs ~50 us for 4 KB) and one class string (see shadow.py).
+    """
+    def want(type_: str) -> bool:
+        return types is None or type_ in types
+
+    out: list[Cand] = []
+    low = text.lower() if want(SECRET) or want(COMMERCIAL_TERM) or want(PRICE) or terms else ""
+    cls = classes(text)
+    if want(SECRET):
+        out += scan_secrets(text, low)
+    if want(URL_CREDENTIALS):
+        out += scan_url_credentials(text)
+    if want(IBAN_CODE):
+        out += scan_ibans(text, cls)
+    if want(EMAIL_ADDRESS):
+        out += scan_emails(text)
+    if want(IP_ADDRESS):
+        out += scan_ips(text)
+    if want(COMMERCIAL_TERM):
+        out += scan_commercial_terms(text, low)
+    if want(PRICE):
+        out += scan_prices(text, low, cls)
+    if want(CREDIT_CARD) or want(PHONE_NUMBER):
+        runs = digit_runs(text, cls)
+        if want(CREDIT_CARD):
+            out += scan_cards(text, runs)
+        if want(PHONE_NUMBER):
+            # Every detector above outranks PHONE_NUMBER: let it skip their spans.
+            blocked = sorted([c for c in out if c[2] in _ABOVE_PHONE], key=_END)
+            out += scan_phones(text, region, blocked, runs)
+    if terms:
+        out += terms.scan(text, low=low)
+    return out
 
 
 def detect_candidates(
@@ -50,29 +89,7 @@ def detect_candidates(
     types: Collection[str] | None = None,
 ) -> list[Span]:
     """All raw detections (may overlap); ``types`` limits the built-in detectors run."""
-    out: list[Span] = []
-    low: str | None = None
-    for type_, fn in _DETECTORS.items():
-        if types is None or type_ in types:
-            if type_ in _WANTS_LOW:
-                if low is None:
-                    low = text.lower()
-                out.extend(fn(text, low=low))  # type: ignore[call-arg]
-            else:
-                out.extend(fn(text))
-    want_card = types is None or CREDIT_CARD in types
-    want_phone = types is None or PHONE_NUMBER in types
-    if want_card or want_phone:
-        runs = digit_runs(text)
-        if want_card:
-            out.extend(find_cards(text, runs))
-        if want_phone:
-            # Every detector above outranks PHONE_NUMBER: let it skip their spans.
-            blocked = sorted((s for s in out if s.type in _ABOVE_PHONE), key=lambda s: s.end)
-            out.extend(find_phones(text, region, blocked, runs))
-    if terms:
-        out.extend(terms.find(text, low=text.lower() if low is None else low))
-    return out
+    return as_spans(scan(text, terms=terms, region=region, types=types))
 
 
 def detect(
@@ -85,4 +102,4 @@ def detect(
 
     ``region`` is the phonenumbers default region for national-format numbers.
     """
-    return resolve_overlaps(detect_candidates(text, terms=terms, region=region))
+    return as_spans(resolve_cands(scan(text, terms=terms, region=region)))

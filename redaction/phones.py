@@ -8,8 +8,9 @@ from typing import Sequence
 
 import phonenumbers
 
+from .phonevalid import valid_number
 from .pii import NON_DIGIT_RE, digit_runs
-from .spans import PHONE_NUMBER, Span
+from .spans import PHONE_NUMBER, Cand, Span, as_spans
 
 # Candidates: optional +/00 prefix, 7-15 digits, single separators or parens.
 _PHONE_RE = re.compile(
@@ -22,20 +23,22 @@ _PHONE_CTX_RE = re.compile(
 _DATE_LIKE_RE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{4}-\d{2,4}")
 _NANP = frozenset({"US", "CA"})
 _LAST_GROUP_RE = re.compile(r"[ .\-/]\(?\d+\)?$")
+_CAND_HEAD_RE = re.compile(r"[+(\d]")  # what a _PHONE_RE match can start with
 
 
 @lru_cache(maxsize=2048)
 def _phone_valid(cand: str, region: str) -> bool:
-    """phonenumbers validity; builds the number directly in the common cases
-    because ``phonenumbers.parse`` costs more than the validation itself.
+    """phonenumbers validity. International and NANP candidates skip
+    ``phonenumbers.parse`` (it costs more than the validation itself), and the
+    verdict comes from ``phonevalid.valid_number``, phonenumbers' own test on
+    patterns compiled once.
 
     A pure function of its arguments, memoised in process: the same number
-    recurs across fields and requests (signatures, switchboards) and costs
-    25-200 us to validate. The cache is never logged or exposed; only
-    ``clear_cache()`` and ``cache_info()`` (counts) touch it from outside.
+    recurs across fields and requests (signatures, switchboards). The cache is
+    never logged or exposed; only ``clear_cache()`` and ``cache_info()``
+    (counts) touch it from outside.
     """
     digits = NON_DIGIT_RE.sub("", cand)
-    number = None
     if cand[0] == "+" or cand.startswith("00"):
         if "(0)" not in cand:
             intl = digits[2:] if cand[0] == "0" else digits
@@ -44,29 +47,22 @@ def _phone_valid(cand: str, region: str) -> bool:
                     national = intl[n:]
                     if not national:
                         return False
-                    number = phonenumbers.PhoneNumber(country_code=int(intl[:n]), national_number=int(national))
+                    # The national significant number of PhoneNumber(national_number=int(national))
+                    # with its leading zeros kept (italian_leading_zero).
                     zeros = len(national) - len(national.lstrip("0"))
-                    if zeros:
-                        number.italian_leading_zero = True
-                        number.number_of_leading_zeros = zeros if zeros > 1 else None
-                    break
-            else:
-                return False
+                    return valid_number(int(intl[:n]), "0" * zeros + str(int(national)))
+            return False
     elif region in _NANP:
         if len(digits) == 11 and digits[0] == "1":
             digits = digits[1:]
         if len(digits) != 10:
             return False
-        number = phonenumbers.PhoneNumber(country_code=1, national_number=int(digits))
-    if number is None:
-        try:
-            number = phonenumbers.parse(cand, region)
-        except phonenumbers.NumberParseException:
-            return False
-    # Try the country code's main region first: is_valid_number alone scans
-    # every region sharing the code (about 25 for +1).
-    main = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code, ("ZZ",))[0]
-    return phonenumbers.is_valid_number_for_region(number, main) or phonenumbers.is_valid_number(number)
+        return valid_number(1, str(int(digits)))
+    try:
+        number = phonenumbers.parse(cand, region)
+    except phonenumbers.NumberParseException:
+        return False
+    return valid_number(number.country_code, phonenumbers.national_significant_number(number))
 
 
 def clear_cache() -> None:
@@ -89,25 +85,44 @@ def find_phones(
     Candidates overlapping ``blocked`` spans (higher-priority detections,
     sorted by end) are skipped without calling the slow validator.
     """
-    out: list[Span] = []
+    return as_spans(scan_phones(text, region, [(s.start, s.end, s.type, s.score) for s in blocked], runs))
+
+
+def scan_phones(
+    text: str,
+    region: str = "US",
+    blocked: Sequence[Cand] = (),
+    runs: Sequence[tuple[int, int]] | None = None,
+) -> list[Cand]:
+    """:func:`find_phones` on candidate tuples (``blocked`` sorted by end)."""
+    out: list[Cand] = []
     last = -1
-    ends = [s.end for s in blocked]  # bisect on plain ints, built once
-    n_text = len(text)
+    ends = [s[1] for s in blocked]  # bisect on plain ints, built once
+    n_text, n_blocked = len(text), len(blocked)
     finditer = _PHONE_RE.finditer
     for start, end in digit_runs(text) if runs is None else runs:
-        for m in finditer(text, start - 4 if start > 4 else 0, end + 2 if end + 2 < n_text else n_text):
+        lo, hi = start - 4 if start > 4 else 0, end + 2 if end + 2 < n_text else n_text
+        if blocked:
+            # Skip a run inside a higher-priority span (a card, an IBAN): _phone_at
+            # would drop every candidate in it. Candidates start with "+", "(" or a
+            # digit, at or before hi - 6 (7+ characters, one more for a stray "(").
+            first = lo if _CAND_HEAD_RE.search(text, lo, start) else start
+            i = bisect.bisect_left(ends, first)
+            if i < n_blocked and blocked[i][0] <= first and blocked[i][1] > hi - 6:
+                continue
+        for m in finditer(text, lo, hi):
             if m.end() - m.start() < 7:
                 continue
             span = _phone_at(text, m, region, blocked, ends)
-            if span is not None and span.start >= last:
+            if span is not None and span[0] >= last:
                 out.append(span)
-                last = span.end
+                last = span[1]
     return out
 
 
 def _phone_at(
-    text: str, m: re.Match[str], region: str, blocked: Sequence[Span], ends: Sequence[int]
-) -> Span | None:
+    text: str, m: re.Match[str], region: str, blocked: Sequence[Cand], ends: Sequence[int]
+) -> Cand | None:
     start, cand = m.start(), m.group()
     # Drop a parenthesis that belongs to the surrounding prose.
     if cand[-1] == ")" and cand.count(")") > cand.count("("):
@@ -120,18 +135,18 @@ def _phone_at(
     hit = None
     if blocked:  # stop before a higher-priority span (e.g. a card right after the number)
         i = bisect.bisect_left(ends, start + 1)
-        if i < len(blocked) and start < blocked[i].start < start + len(cand):
-            cand = cand[: blocked[i].start - start].rstrip(" .-/(")
+        if i < len(blocked) and start < blocked[i][0] < start + len(cand):
+            cand = cand[: blocked[i][0] - start].rstrip(" .-/(")
         i = bisect.bisect_left(ends, start)  # first span ending at or after start
-        if i < len(blocked) and blocked[i].end > start:
-            hit = blocked[i].start
+        if i < len(blocked) and blocked[i][1] > start:
+            hit = blocked[i][0]
             if hit <= start:
                 return None  # every retry overlaps it
     # The candidate may have run on into a following number ("+44 20 7946 0958 2024"):
     # retry without its last group or two.
     for _ in range(3):
         if (hit is None or hit >= start + len(cand)) and _phone_ok(text, start, cand, region):
-            return Span(start, start + len(cand), PHONE_NUMBER, 0.85)
+            return (start, start + len(cand), PHONE_NUMBER, 0.85)
         shorter = _LAST_GROUP_RE.sub("", cand)
         if shorter == cand or len(shorter) < 7:
             return None

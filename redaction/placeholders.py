@@ -44,24 +44,40 @@ def label_for(type_: str) -> str:
 # gives the same key as the per-character filter.
 _ASCII_NON_DIGITS = str.maketrans("", "", "".join(chr(c) for c in range(128) if not chr(c).isdigit()))
 _ASCII_NON_ALNUM = str.maketrans("", "", "".join(chr(c) for c in range(128) if not chr(c).isalnum()))
-_DIGIT_KEY_TYPES = frozenset({CREDIT_CARD, PHONE_NUMBER})
+
+
+def _digit_key(value: str) -> str:
+    if value.isascii():
+        return value.translate(_ASCII_NON_DIGITS)
+    return "".join(c for c in value if c.isdigit())
+
+
+def _iban_key(value: str) -> str:
+    if value.isascii():
+        return value.translate(_ASCII_NON_ALNUM).upper()
+    return "".join(c for c in value if c.isalnum()).upper()
+
+
+def _term_key(value: str) -> str:
+    return " ".join(value.casefold().split())
+
+
+# type -> key function; None: the exact text is the key; types not listed
+# (sensitive terms) use _term_key.
+_KEYS = {t: None for t in LABELS}
+_KEYS.update({CREDIT_CARD: _digit_key, PHONE_NUMBER: _digit_key, IBAN_CODE: _iban_key,
+              EMAIL_ADDRESS: str.lower, IP_ADDRESS: str.lower})
 
 
 def normalize(type_: str, value: str) -> str:
     """Identity key: same key => same placeholder within one request."""
-    if type_ in _DIGIT_KEY_TYPES:
-        if value.isascii():
-            return value.translate(_ASCII_NON_DIGITS)
-        return "".join(c for c in value if c.isdigit())
-    if type_ == IBAN_CODE:
-        if value.isascii():
-            return value.translate(_ASCII_NON_ALNUM).upper()
-        return "".join(c for c in value if c.isalnum()).upper()
-    if type_ in (EMAIL_ADDRESS, IP_ADDRESS):
-        return value.lower()
-    if type_ in LABELS:  # secrets, credentials, prices, terms: exact text
-        return value
-    return " ".join(value.casefold().split())  # sensitive terms
+    key = _KEYS.get(type_, _term_key)
+    return value if key is None else key(value)
+
+
+# The first placeholders of each built-in label, formatted once.
+_PRENUMBERED = 128
+_NUMBERED = {label: tuple(f"[{label}_{n}]" for n in range(_PRENUMBERED)) for label in LABELS.values()}
 
 
 class PlaceholderMap(Mapping[str, str]):
@@ -82,14 +98,16 @@ class PlaceholderMap(Mapping[str, str]):
 
     def placeholder_for(self, type_: str, value: str) -> str:
         """Return the placeholder for (type, value), allocating one if new."""
-        key = (type_, normalize(type_, value))
+        norm = _KEYS.get(type_, _term_key)
+        key = (type_, value if norm is None else norm(value))
         found = self._by_key.get(key)
         if found is not None:
             return found
-        label = label_for(type_)
+        label = LABELS.get(type_, type_)
         n = self._next.get(label, 0) + 1
         self._next[label] = n
-        placeholder = f"[{label}_{n}]"
+        numbered = _NUMBERED.get(label)
+        placeholder = numbered[n] if numbered is not None and n < _PRENUMBERED else f"[{label}_{n}]"
         self._by_key[key] = placeholder
         self._values[placeholder] = value
         self._types[placeholder] = type_

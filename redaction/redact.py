@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from .detect import DEFAULT_REGION, detect_candidates
+from .detect import DEFAULT_REGION, scan
 from .placeholders import PLACEHOLDER_RE, PlaceholderMap
-from .spans import BUILTIN_TYPES, LITERAL, Span, resolve_overlaps
+from .spans import BUILTIN_TYPES, LITERAL, resolve_cands
 from .terms import TermMatcher
 
 ACTIONS = frozenset({"redact", "reject", "allow"})
@@ -91,19 +91,19 @@ def redact(
     types = None
     if pol.default == "allow":
         types = {t for t in BUILTIN_TYPES if pol.action(t) != "allow"}
-    candidates = detect_candidates(text, terms=terms, region=pol.region, types=types)
+    candidates = scan(text, terms=terms, region=pol.region, types=types)
     if pol.default == "allow" or "allow" in pol.actions.values():  # else nothing to drop
-        candidates = [s for s in candidates if pol.action(s.type) != "allow"]
+        action, default = pol.actions.get, pol.default
+        candidates = [c for c in candidates if action(c[2], default) != "allow"]
     if "[" in text:
-        candidates.extend(Span(m.start(), m.end(), LITERAL) for m in PLACEHOLDER_RE.finditer(text))
-    spans = resolve_overlaps(candidates)
+        candidates += [(m.start(), m.end(), LITERAL, 1.0) for m in PLACEHOLDER_RE.finditer(text)]
+    spans = resolve_cands(candidates)
 
     parts: list[str] = []
     counts: dict[str, int] = {}
     placeholder_for = mapping.placeholder_for
     pos = 0
-    for span in spans:
-        start, end, type_ = span.start, span.end, span.type
+    for start, end, type_, _ in spans:
         parts.append(text[pos:start])
         parts.append(placeholder_for(type_, text[start:end]))
         pos = end

@@ -10,7 +10,7 @@ import binascii
 import json
 import re
 
-from .spans import SECRET, URL_CREDENTIALS, Span
+from .spans import SECRET, URL_CREDENTIALS, Cand, Span, as_spans
 
 # Regexes start with a literal or character class so the engine can skip
 # ahead quickly; the "not preceded by a token character" check is done in
@@ -37,16 +37,34 @@ _JWT_RE = re.compile(r"(eyJ[A-Za-z0-9_-]{8,})\.([A-Za-z0-9_-]{4,})\.([A-Za-z0-9_
 _BEARER_RE = re.compile(r"[Bb]earer[ \t]+([A-Za-z0-9\-._~+/]{12,}=*)(?![A-Za-z0-9\-._~+/=])")
 # key (e.g. the PASSWORD in DB_PASSWORD), optional quote, separator, optional quote, value.
 # Run on lower-cased text for speed; the value is sliced from the original.
-_KV_RE = re.compile(
-    r"(?:password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key"
-    r"|client[_-]?secret|token|auth[_-]?token|access[_-]?token|refresh[_-]?token)"
-    r"[\"']?[ \t]*([:=])[ \t]*([\"']?)([^\s\"'`,;&]+)"
+_KV_KEYS = (
+    r"password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key"
+    r"|client[_-]?secret|token|auth[_-]?token|access[_-]?token|refresh[_-]?token"
 )
+_KV_RE = re.compile(rf"(?:{_KV_KEYS})[\"']?[ \t]*([:=])[ \t]*([\"']?)([^\s\"'`,;&]+)")
 _KV_RE_I = re.compile(_KV_RE.pattern, re.IGNORECASE)
 _AWS_SECRET_RE_I = re.compile(_AWS_SECRET_RE.pattern, re.IGNORECASE)
 _URL_CRED_RE = re.compile(r"://([^\s:/?#@\[\]]*:[^\s/?#@]+)@[A-Za-z0-9.\[\]-]+")
-_PREFIX_HINTS = ("sk_", "rk_", "sk-", "gh", "github_pat_", "glpat-", "xox", "AIza")
+# Every branch of _PREFIXED_RE starts with one of these.
+_PREFIX_HINTS = ("sk_", "rk_", "sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "AIza")
 _KV_STEMS = ("pass", "pwd", "secret", "key", "token")
+
+
+def _stem_offsets() -> dict[str, tuple[int, ...]]:
+    """stem -> every offset at which it occurs inside a key _KV_RE accepts."""
+    keys = [k.replace("[_-]?", sep) for k in _KV_KEYS.split("|") for sep in ("", "_", "-")]
+    offsets: dict[str, set[int]] = {stem: set() for stem in _KV_STEMS}
+    for key in keys:
+        for stem in _KV_STEMS:
+            i = key.find(stem)
+            while i >= 0:
+                offsets[stem].add(i)
+                i = key.find(stem, i + 1)
+    return {stem: tuple(sorted(found)) for stem, found in offsets.items()}
+
+
+_KV_STEM_OFFSETS = _stem_offsets()
+_KV_TAIL_RE = re.compile(r"[a-z_-]*[\"']?[ \t]*[:=]")  # what follows a stem inside a _KV_RE match
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _KV_STOP = frozenset(
     "none null nil true false empty required optional redacted hidden xxx xxxx xxxxxx changeme "
@@ -90,13 +108,29 @@ def _kv_matches(kv: re.Pattern[str], hay: str, low: str) -> list[re.Match[str]]:
     """Key=value matches, tried only at word starts shortly before a key stem
     (much cheaper than scanning every position of the text)."""
     starts: set[int] = set()
-    for stem in _KV_STEMS:
-        i = low.find(stem)
-        while i >= 0:
-            for j in range(max(0, i - 8), i + 1):
-                if j == 0 or not low[j - 1].isalnum():
-                    starts.add(j)
-            i = low.find(stem, i + 1)
+    if hay is low:
+        # A key matched at j holds a stem at one of that stem's offsets from j, and
+        # the stem is followed by the rest of the key, an optional quote, blanks and
+        # ":" or "=". So only those starts, before such stems, can match.
+        tail = _KV_TAIL_RE.match
+        for stem in _KV_STEMS:
+            offsets = _KV_STEM_OFFSETS[stem]
+            i = low.find(stem)
+            while i >= 0:
+                if tail(low, i + len(stem)) is not None:
+                    for offset in offsets:
+                        j = i - offset
+                        if j == 0 or (j > 0 and not low[j - 1].isalnum()):
+                            starts.add(j)
+                i = low.find(stem, i + 1)
+    else:  # IGNORECASE on the original text: any word start up to 8 before a stem
+        for stem in _KV_STEMS:
+            i = low.find(stem)
+            while i >= 0:
+                for j in range(max(0, i - 8), i + 1):
+                    if j == 0 or not low[j - 1].isalnum():
+                        starts.add(j)
+                i = low.find(stem, i + 1)
     out, last = [], -1
     for j in sorted(starts):
         if j < last:
@@ -134,44 +168,53 @@ def _matches_at(regex: re.Pattern[str], text: str, starts: list[int]) -> list[re
 
 def find_secrets(text: str, *, low: str | None = None) -> list[Span]:
     """``low`` is ``text.lower()`` when the caller already has it."""
-    out: list[Span] = []
+    return as_spans(scan_secrets(text, low))
+
+
+def scan_secrets(text: str, low: str | None = None) -> list[Cand]:
+    out: list[Cand] = []
     for m in _AWS_KEY_ID_RE.finditer(text):
         if _starts_token(text, m.start()):
-            out.append(Span(m.start(), m.end(), SECRET, 1.0))
-    if any(h in text for h in _PREFIX_HINTS):
-        # Every branch of _PREFIXED_RE starts with one of _PREFIX_HINTS
-        # ("gh" also covers "github_pat_"), so it can only match where one occurs.
-        heads = sorted({i for h in _PREFIX_HINTS for i in _find_all(text, h)})
+            out.append((m.start(), m.end(), SECRET, 1.0))
+    # Every branch of _PREFIXED_RE starts with one of _PREFIX_HINTS, so it can
+    # only match where one occurs.
+    heads = [i for h in _PREFIX_HINTS for i in _find_all(text, h)]
+    if heads:
+        heads.sort()
         for m in _matches_at(_PREFIXED_RE, text, heads):
             if _starts_token(text, m.start()):
-                out.append(Span(m.start(), m.end(), SECRET, 0.95))
+                out.append((m.start(), m.end(), SECRET, 0.95))
     if "eyJ" in text:
         for m in _JWT_RE.finditer(text):
             if _starts_token(text, m.start()) and _jwt_header_ok(m.group(1)):
-                out.append(Span(m.start(), m.end(), SECRET, 1.0))
+                out.append((m.start(), m.end(), SECRET, 1.0))
     if low is None:
         low = text.lower()
     if "bearer" in low:
         heads = sorted(_find_all(text, "Bearer") + _find_all(text, "bearer"))  # _BEARER_RE's heads
         for m in _matches_at(_BEARER_RE, text, heads):
             if (m.start() == 0 or not text[m.start() - 1].isalpha()) and _tokenish(m.group(1)):
-                out.append(Span(m.start(1), m.end(1), SECRET, 0.9))
+                out.append((m.start(1), m.end(1), SECRET, 0.9))
     same = len(low) == len(text)  # lower() can change length for a few characters
     kv, aws, hay = (_KV_RE, _AWS_SECRET_RE, low) if same else (_KV_RE_I, _AWS_SECRET_RE_I, text)
     if "secret" in low and ("aws" in low or "secretaccesskey" in low):
         for m in aws.finditer(hay):
-            out.append(Span(m.start(1), m.end(1), SECRET, 0.95))
+            out.append((m.start(1), m.end(1), SECRET, 0.95))
     for m in _kv_matches(kv, hay, low):
         sep, quoted = m.group(1), m.group(2)
         value = text[m.start(3):m.end(3)]
         if not quoted:
             value = value.rstrip(".)]}>")  # sentence punctuation, not part of the value
         if _kv_value_ok(sep, quoted, value):
-            out.append(Span(m.start(3), m.start(3) + len(value), SECRET, 0.8))
+            out.append((m.start(3), m.start(3) + len(value), SECRET, 0.8))
     return out
 
 
 def find_url_credentials(text: str) -> list[Span]:
+    return as_spans(scan_url_credentials(text))
+
+
+def scan_url_credentials(text: str) -> list[Cand]:
     if "://" not in text:
         return []
-    return [Span(m.start(1), m.end(1), URL_CREDENTIALS, 1.0) for m in _URL_CRED_RE.finditer(text)]
+    return [(m.start(1), m.end(1), URL_CREDENTIALS, 1.0) for m in _URL_CRED_RE.finditer(text)]

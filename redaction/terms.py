@@ -4,10 +4,13 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from .spans import Span
+from .spans import Cand, Span, as_spans
 
 _TYPE_RE = re.compile(r"[A-Z][A-Z0-9_]*")
 _WS = "\x00"  # trie token standing for "one or more whitespace characters"
+# Up to this many distinct first words, TermMatcher finds its candidates with
+# str.find (each a ~2 us pass over 4 KB) instead of a ~80 us regex scan.
+_MAX_HEADS = 24
 
 
 def _key(term: str) -> str:
@@ -38,7 +41,7 @@ class TermMatcher:
     first type given wins. Whitespace inside a term matches any whitespace run.
     """
 
-    __slots__ = ("_types", "_regex", "_regex_i", "_count")
+    __slots__ = ("_types", "_regex", "_regex_i", "_count", "_heads")
 
     def __init__(self, terms: Iterable[tuple[str, str]] = ()) -> None:
         types: dict[str, str] = {}
@@ -51,6 +54,11 @@ class TermMatcher:
         self._types = types
         self._count = len(types)
         self._regex, self._regex_i = self._compile(types) if types else (None, None)
+        # Every match starts with the first word of its term. For a few distinct
+        # first words, str.find over the lower-cased text locates the only
+        # places the regex can match far faster than the regex scan itself.
+        heads = {key.split(" ", 1)[0] for key in types}
+        self._heads = tuple(sorted(heads)) if len(heads) <= _MAX_HEADS else None
 
     @staticmethod
     def _compile(types: dict[str, str]) -> tuple[re.Pattern[str], re.Pattern[str]]:
@@ -84,15 +92,21 @@ class TermMatcher:
 
         ``low`` is ``text.lower()`` when the caller already has it.
         """
+        return as_spans(self.scan(text, low=low))
+
+    def scan(self, text: str, *, low: str | None = None) -> list[Cand]:
+        """:meth:`find` as (start, end, type, score) tuples."""
         if self._regex is None:
             return []
         if low is None:
             low = text.lower()
-        regex, hay = (self._regex, low) if len(low) == len(text) else (self._regex_i, text)
+        same = len(low) == len(text)
+        regex, hay = (self._regex, low) if same else (self._regex_i, text)
+        search = self._search_heads(low) if same and self._heads is not None else regex.search
         out = []
         pos = 0
         while True:
-            m = regex.search(hay, pos)
+            m = search(hay, pos)
             if m is None:
                 return out
             if m.start() and (hay[m.start() - 1].isalnum() or hay[m.start() - 1] == "_"):
@@ -101,8 +115,33 @@ class TermMatcher:
             matched = text[m.start():m.end()]
             type_ = self._types.get(_key(matched)) or self._slow_type(matched)
             if type_ is not None:
-                out.append(Span(m.start(), m.end(), type_, 1.0))
+                out.append((m.start(), m.end(), type_, 1.0))
             pos = m.end()
+
+    def _search_heads(self, low: str):
+        """``self._regex.search`` over ``low``, trying only where a first word occurs."""
+        starts: set[int] = set()
+        for head in self._heads:
+            i = low.find(head)
+            while i >= 0:
+                starts.add(i)
+                i = low.find(head, i + 1)
+        ordered = sorted(starts)
+        match = self._regex.match
+        at = 0  # ordered[:at] lie before every ``pos`` asked so far (pos only grows)
+
+        def search(hay: str, pos: int) -> re.Match[str] | None:
+            nonlocal at
+            while at < len(ordered):
+                i = ordered[at]
+                if i >= pos:
+                    m = match(hay, i)
+                    if m is not None:
+                        return m
+                at += 1
+            return None
+
+        return search
 
     def _slow_type(self, matched: str) -> str | None:
         for key, type_ in self._types.items():

@@ -8,7 +8,7 @@ from .commercial import scan_commercial_terms, scan_prices
 from .phones import scan_phones
 from .pii import digit_runs, scan_cards, scan_emails, scan_ibans, scan_ips
 from .secrets import scan_secrets, scan_url_credentials
-from .shadow import classes
+from .shadow import classes_and_lower
 from .spans import (
     COMMERCIAL_TERM,
     CREDIT_CARD,
@@ -52,8 +52,7 @@ def scan(
         return types is None or type_ in types
 
     out: list[Cand] = []
-    low = text.lower() if want(SECRET) or want(COMMERCIAL_TERM) or want(PRICE) or terms else ""
-    cls = classes(text)
+    cls, low = classes_and_lower(text, lower=bool(want(SECRET) or want(COMMERCIAL_TERM) or want(PRICE) or terms))
     if want(SECRET):
         out += scan_secrets(text, low)
     if want(URL_CREDENTIALS):

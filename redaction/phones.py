@@ -133,15 +133,16 @@ def _phone_at(
     # span (by end) ending after ``start`` (same test as before, hoisted out of
     # the retry loop since every retry keeps the same start).
     hit = None
-    if blocked:  # stop before a higher-priority span (e.g. a card right after the number)
-        i = bisect.bisect_left(ends, start + 1)
-        if i < len(blocked) and start < blocked[i][0] < start + len(cand):
-            cand = cand[: blocked[i][0] - start].rstrip(" .-/(")
+    if blocked:
         i = bisect.bisect_left(ends, start)  # first span ending at or after start
         if i < len(blocked) and blocked[i][1] > start:
             hit = blocked[i][0]
             if hit <= start:
                 return None  # every retry overlaps it
+        # Stop before a higher-priority span (e.g. a card right after the number).
+        i = bisect.bisect_left(ends, start + 1)
+        if i < len(blocked) and start < blocked[i][0] < start + len(cand):
+            cand = cand[: blocked[i][0] - start].rstrip(" .-/(")
     # The candidate may have run on into a following number ("+44 20 7946 0958 2024"):
     # retry without its last group or two.
     for _ in range(3):

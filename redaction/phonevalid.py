@@ -36,7 +36,7 @@ def _desc(desc) -> tuple[frozenset[int] | None, str] | None:
 class _Rules:
     """``_number_type_helper(nsn, metadata) != UNKNOWN`` for one metadata object."""
 
-    __slots__ = ("_general", "_general_re", "_types", "_by_length")
+    __slots__ = ("_by_length", "_general", "_general_re", "_types")
 
     def __init__(self, metadata) -> None:
         self._general = _desc(metadata.general_desc)
@@ -85,7 +85,7 @@ def _region_metadata(country_code: int, region: str | None):
 class _Country:
     """Everything ``valid_number`` needs for one country calling code."""
 
-    __slots__ = ("main", "regions", "pick")
+    __slots__ = ("main", "pick", "regions")
 
     def __init__(self, country_code: int) -> None:
         rules: dict[int, _Rules] = {}  # by id(metadata): one compiled set per region

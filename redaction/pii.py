@@ -78,6 +78,8 @@ def luhn_ok(digits: str) -> bool:
 
 def card_brand_ok(d: str) -> bool:
     """True if the digit string has a length/IIN combination of a major network."""
+    if d and d[0] in "01789":  # no network starts so (the int() tests below agree)
+        return False
     n = len(d)
     p2, p4, p6 = int(d[:2]), int(d[:4]), int(d[:6])
     if d[0] == "4":  # Visa (13-digit Visa is excluded: collides with EAN-13)
@@ -333,6 +335,8 @@ def scan_ips(text: str) -> list[Cand]:
             cand = m.group()
             if m.start() in seen or (m.end() == hi < len(text)) or not any(c.isdigit() for c in cand):
                 continue
+            if "::" not in cand and "." not in cand and cand.count(":") != 7:
+                continue  # IPv6Address would refuse it: without "::" it needs exactly 8 parts
             try:
                 ipaddress.IPv6Address(cand)
             except ValueError:

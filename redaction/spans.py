@@ -75,22 +75,27 @@ def resolve_cands(cands: Iterable[Cand]) -> list[Cand]:
     # Only candidates that overlap compete, so the greedy choice by priority is
     # made per cluster of overlapping candidates (usually a single one, which
     # simply wins): the same result as running it over all of them at once.
-    ordered = sorted(c for c in cands if c[1] > c[0])
     kept: list[Cand] = []
-    i, n = 0, len(ordered)
-    while i < n:
-        first = ordered[i]
-        hi = first[1]
-        j = i + 1
-        while j < n and ordered[j][0] < hi:
-            if ordered[j][1] > hi:
-                hi = ordered[j][1]
-            j += 1
-        if j == i + 1:
-            kept.append(first)
-        else:
-            kept.extend(_greedy(ordered[i:j]))
-        i = j
+    cluster: list[Cand] = []
+    hi = -1  # end of the current cluster
+    for cand in sorted(cands):
+        if cand[1] <= cand[0]:
+            continue  # empty: never kept
+        if cand[0] < hi:
+            cluster.append(cand)
+            if cand[1] > hi:
+                hi = cand[1]
+            continue
+        if len(cluster) == 1:
+            kept.append(cluster[0])
+        elif cluster:
+            kept += _greedy(cluster)
+        cluster = [cand]
+        hi = cand[1]
+    if len(cluster) == 1:
+        kept.append(cluster[0])
+    elif cluster:
+        kept += _greedy(cluster)
     return kept
 
 

@@ -1,0 +1,287 @@
+"""Each pre-filter and fast path of the detectors keeps the result of the plain
+logic it stands in for: positives, tricky negatives, and a property test against
+a reference written the plain way (the previous implementation)."""
+import bisect
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from redaction import TermMatcher, commercial, detect, phones, pii, secrets
+from redaction.shadow import classes, classes_and_lower
+from redaction.spans import _RANK, _TERM_RANK, resolve_cands
+
+
+def found(text, type_):
+    return [text[s.start:s.end] for s in detect(text) if s.type == type_]
+
+
+def pieces(*choices):
+    """Texts made of detector-relevant fragments, joined by random glue."""
+    return st.lists(st.one_of(st.sampled_from(choices), st.text(alphabet="0123456789 -.:=_/()+'\"xA", max_size=6)),
+                    max_size=8).map("".join)
+
+
+# ---------------------------------------------------------------- secrets: key=value stems
+KV_FRAGMENTS = ("password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey", "access_key", "secretkey",
+                "private-key", "client_secret", "clientsecret", "token", "auth_token", "refresh-token", "key",
+                "keyboard", "DB_", "Password", "=", ":", " = ", "'", '"', "hunter22", "S3cr3tValue", "\t")
+
+
+def kv_reference(text, low):
+    """The plain start generation: every word start up to 8 before any stem."""
+    starts = set()
+    for stem in secrets._KV_STEMS:
+        i = low.find(stem)
+        while i >= 0:
+            starts.update(j for j in range(max(0, i - 8), i + 1) if j == 0 or not low[j - 1].isalnum())
+            i = low.find(stem, i + 1)
+    out, last = [], -1
+    for j in sorted(starts):
+        if j >= last:
+            m = secrets._KV_RE.match(low, j)
+            if m:
+                out.append(m.span(3))
+                last = m.end()
+    return out
+
+
+@pytest.mark.parametrize("text,value", [
+    ("refresh-token: tok123456", "tok123456"),
+    ("clientsecret=QWErty123", "QWErty123"),
+    ("private_key = x9y8z7w6", "x9y8z7w6"),
+    ("DB_PASSWORD='s3cr3t!'", "s3cr3t!"),
+    ("my_apikey\t=\tq1w2e3r4", "q1w2e3r4"),
+])
+def test_kv_keys_at_every_stem_offset(text, value):
+    assert found(text, "SECRET") == [value]
+
+
+@pytest.mark.parametrize("text", ["key features: 12 ports", "token count: 500", "the secret sauce"])
+def test_kv_stems_without_a_separator_tail_find_nothing(text):
+    assert found(text, "SECRET") == []
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces(*KV_FRAGMENTS))
+def test_kv_fast_starts_match_plain_starts(text):
+    low = text.lower()
+    assert len(low) == len(text)
+    assert [m.span(3) for m in secrets._kv_matches(secrets._KV_RE, low, low)] == kv_reference(text, low)
+
+
+# ---------------------------------------------------------------- phones: runs inside higher-priority spans
+def phones_reference(text, region, blocked):
+    """scan_phones without skipping runs: every candidate goes through _phone_at."""
+    ends = [c[1] for c in blocked]
+    out, last, n = [], -1, len(text)
+    for start, end in pii.digit_runs(text):
+        for m in phones._PHONE_RE.finditer(text, max(0, start - 4) if start > 4 else 0, min(n, end + 2)):
+            if m.end() - m.start() >= 7:
+                span = phones._phone_at(text, m, region, blocked, ends)
+                if span is not None and span[0] >= last:
+                    out.append(span)
+                    last = span[1]
+    return out
+
+
+@pytest.mark.parametrize("text,value", [
+    ("card 4111 1111 1111 1111 call +44 20 7946 0958", "+44 20 7946 0958"),
+    ("IBAN DE89 3704 0044 0532 0130 00 / tel (201) 555-0123", "(201) 555-0123"),
+    ("+1 (212) 555-0199 4111111111111111", "+1 (212) 555-0199"),
+])
+def test_phones_next_to_cards_and_ibans_are_kept(text, value):
+    assert found(text, "PHONE_NUMBER") == [value]
+
+
+NUMBERS = ("+44 20 7946 0958", "(201) 555-0123", "212-555-0199", "+1 415 555 0132", "0044 20 7946 0958", "555 0123",
+           "4111 1111 1111 1111", "4111111111111111", "DE89 3704 0044 0532 0130 00", "2024", "+", "(", "tel")
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(NUMBERS), st.sampled_from(["", " ", "  ", "-", ", ", "/", "."])),
+                min_size=1, max_size=5),
+       st.lists(st.tuples(st.integers(0, 60), st.integers(1, 30)), max_size=2))
+def test_run_skip_matches_candidate_by_candidate(parts, raw_blocked):
+    text = "".join(number + glue for number, glue in parts)
+    # Blocked spans as detect() makes them (cards, IBANs), plus arbitrary ones.
+    blocked = pii.scan_ibans(text) + pii.scan_cards(text)
+    blocked += [(a, a + w, "SECRET", 1.0) for a, w in raw_blocked if a < len(text)]
+    blocked.sort(key=lambda c: c[1])
+    for region in ("US", "GB"):
+        assert phones.scan_phones(text, region, blocked) == phones_reference(text, region, blocked)
+
+
+# ---------------------------------------------------------------- IBAN: only the cut of the country's length
+def ibans_reference(text):
+    out = []
+    for m in pii._IBAN_RE.finditer(text):
+        cand = m.group()
+        for cut in [len(cand)] + [i for i in range(len(cand) - 1, 14, -1) if cand[i] == " "]:
+            if pii.iban_valid(cand[:cut]):
+                out.append((m.start(), m.start() + cut, "IBAN_CODE", 1.0))
+                break
+    return out
+
+
+@pytest.mark.parametrize("text,value", [
+    ("IBAN DE89 3704 0044 0532 0130 00 ABCD EFGH", "DE89 3704 0044 0532 0130 00"),
+    ("GB82WEST12345698765432.", "GB82WEST12345698765432"),
+    ("pay FR14 2004 1010 0505 0001 3M02 606 now", "FR14 2004 1010 0505 0001 3M02 606"),
+])
+def test_iban_cut_to_the_country_length(text, value):
+    assert found(text, "IBAN_CODE") == [value]
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces("DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432", "XX12 3456 7890 1234 5678", "AB", "12",
+              " 1234", "ZZ00", "٣"))
+def test_iban_scan_matches_every_cut(text):
+    assert pii.scan_ibans(text) == ibans_reference(text)
+
+
+# ---------------------------------------------------------------- currency codes from the class string
+def codes_reference(text):
+    return [(m.start(), m.end()) for m in commercial._CODE_SCAN_RE.finditer(text)
+            if (m.start() == 0 or not text[m.start() - 1].isalpha())
+            and (m.end() == len(text) or not text[m.end()].isalpha())]
+
+
+@pytest.mark.parametrize("text,prices", [
+    ("1,200 USD and GBP 45", ["1,200 USD", "GBP 45"]),
+    ("USDT 5, ÄUSD 5, EURO 7 and 5 EURx", []),
+    ("€5 to €8 or 10-15 USD", ["€5 to €8", "10-15 USD"]),
+])
+def test_code_boundaries(text, prices):
+    assert found(text, "PRICE") == prices
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces("USD", "EUR", "GBP", "RUBAED", "INRUB", "É", "€", "Ω", "a", "5 ", "USDX"))
+def test_class_string_codes_match_the_alternation(text):
+    got = [(a, b) for a, b, kind in commercial._markers(text, text.lower(), classes(text)) if kind == "code"]
+    assert got == codes_reference(text)
+
+
+# ---------------------------------------------------------------- prices: range and unit pre-checks
+@pytest.mark.parametrize("text,value", [
+    ("$10 - $15 each", "$10 - $15 each"), ("$10-15/unit", "$10-15/unit"), ("€5 to €8 per kg", "€5 to €8 per kg"),
+    ("$32.50 each", "$32.50 each"), ("$4.20 / unit", "$4.20 / unit"), ("10–15 USD", "10–15 USD"),
+])
+def test_price_ranges_and_units(text, value):
+    assert found(text, "PRICE") == [value]
+
+
+def test_each_followed_by_a_digit_is_not_a_unit():
+    assert found("$5 each5", "PRICE") == ["$5"]
+
+
+def prices_reference(text):
+    """scan_prices' joining and extension without the str pre-checks."""
+    merged = []
+    for start, end in commercial._price_atoms(text, text.lower()):
+        if merged and commercial._RANGE_JOIN_RE.fullmatch(text, merged[-1][1], start):
+            merged[-1][1] = end
+            continue
+        if re.search(r"[-–—]|to", text[max(0, start - 4):start]):
+            head = commercial._RANGE_HEAD_RE.search(text, max(0, start - 24), start)
+            if head and (head.start() == 0 or not text[head.start() - 1].isalnum()):
+                start = head.start()
+        merged.append([start, end])
+    out = []
+    for start, end in merged:
+        tail = commercial._RANGE_TAIL_RE.match(text, end)
+        end = tail.end() if tail else end
+        unit = commercial._PER_UNIT_RE.match(text, end) if commercial._UNIT_HINT_RE.match(text, end) else None
+        out.append((start, unit.end() if unit else end, "PRICE", 0.9))
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces("$10", "€5", "15", " - ", "-", " to ", "to", "–", " per kg", "/unit", " each", " ea.", "USD", "\n",
+              " a ", "t"))
+def test_price_pre_checks_keep_the_result(text):
+    assert commercial.scan_prices(text, text.lower()) == prices_reference(text)
+
+
+# ---------------------------------------------------------------- terms: first-word search
+@settings(max_examples=300, deadline=None)
+@given(pieces("Acme", "acme industrial", "ACME  Industrial", "Acmeton", "x", "Project", "falcon", "oo bar",
+              "bar", " ", "\n", "_", "Müller", "MÜLLER"))
+def test_term_heads_match_the_regex_scan(text):
+    terms = [("Acme", "SUPPLIER"), ("Acme Industrial", "CUSTOMER"), ("Project Falcon", "CODENAME"),
+             ("oo bar", "X"), ("bar", "Y"), ("Müller", "SUPPLIER")]
+    fast, plain = TermMatcher(terms), TermMatcher(terms)
+    plain._heads = None  # the regex scan, as used for many terms
+    assert fast._heads is not None
+    assert fast.scan(text) == plain.scan(text)
+
+
+# ---------------------------------------------------------------- overlap resolution per cluster
+def greedy_reference(cands):
+    ordered = sorted(cands, key=lambda c: (_RANK.get(c[2], _TERM_RANK), c[0] - c[1], c[0], -c[3]))
+    starts, ends, kept = [], [], []
+    for cand in ordered:
+        if cand[1] <= cand[0]:
+            continue
+        i = bisect.bisect_right(ends, cand[0])
+        if i < len(starts) and starts[i] < cand[1]:
+            continue
+        starts.insert(i, cand[0])
+        ends.insert(i, cand[1])
+        kept.insert(i, cand)
+    return kept
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(-2, 12),
+                          st.sampled_from(["SECRET", "PRICE", "PHONE_NUMBER", "IBAN_CODE", "SUPPLIER", "_LITERAL"]),
+                          st.sampled_from([0.8, 0.9, 1.0])), max_size=25))
+def test_cluster_resolution_matches_global_greedy(raw):
+    cands = [(a, a + w, t, s) for a, w, t, s in raw]
+    assert resolve_cands(cands) == greedy_reference(cands)
+
+
+# ---------------------------------------------------------------- cards, IPv6, lower-casing
+def luhn_loop(digits):
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="0123456789", max_size=20))
+def test_luhn_fast_path_matches_the_loop(digits):
+    assert pii.luhn_ok(digits) == luhn_loop(digits)
+
+
+@pytest.mark.parametrize("first", "0123456789")
+def test_card_brand_first_digit_shortcut(first):
+    brands = {pii.card_brand_ok(first + rest) for rest in ("011111111111111", "411111111111111", "901234567890123",
+                                                            "221111111111111", "528111111111111")}
+    if first in "01789":
+        assert brands == {False}
+    else:
+        assert True in brands
+
+
+@pytest.mark.parametrize("text,ips", [
+    ("at 12:30:45 and 2001:db8:0:0:0:0:0:1", ["2001:db8:0:0:0:0:0:1"]),
+    ("1:2:3:4:5:6:7 and ::1 and 2001:db8::8a2e:370:7334", ["::1", "2001:db8::8a2e:370:7334"]),
+    ("::ffff:10.0.0.1 but not 1:2:3:4:5:6:7:8:9", ["::ffff:10.0.0.1"]),
+])
+def test_ipv6_part_count_pre_check(text, ips):
+    assert found(text, "IP_ADDRESS") == ips
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="aZq09 ?€éÉÀßİKΣσς٣\ud800\U0001f600ǅ.-", max_size=30))
+def test_lower_through_utf8_bytes_matches_str_lower(text):
+    cls, low = classes_and_lower(text)
+    assert low == text.lower()
+    assert cls == classes(text)

@@ -256,19 +256,24 @@ def find_commercial_terms(text: str, *, low: str | None = None) -> list[Span]:
     return as_spans(scan_commercial_terms(text, low))
 
 
+def _joined_start(prefix_re: re.Pattern[str], text: str, start: int, reach: int) -> int | None:
+    """Where a term starting at ``start`` begins once a prefix ending there (found within
+    ``reach`` characters) joins it; None when neither starts on a free boundary."""
+    prefix = prefix_re.search(text, max(0, start - reach), start)
+    if prefix and _free(text, prefix.start()):
+        return prefix.start()
+    return start if _free(text, start) else None
+
+
 def scan_commercial_terms(text: str, low: str | None = None) -> list[Cand]:
     found: list[tuple[int, int]] = []
     if low is None:
         low = text.lower()
     same = len(low) == len(text)
     for m in (_NET_RE.finditer(low) if same else _NET_RE_I.finditer(text)):
-        start = m.start()
-        early = _EARLY_PAY_RE.search(text, max(0, start - 12), start)
-        if early and _free(text, early.start()):
-            start = early.start()
-        elif not _free(text, start):
-            continue
-        found.append((start, m.end()))
+        start = _joined_start(_EARLY_PAY_RE, text, m.start(), 12)
+        if start is not None:
+            found.append((start, m.end()))
     plain = _plain_case(text, low)
     for hint, regex in _TERM_RES:
         if hint in low:  # skip the scan when its keyword is absent
@@ -288,11 +293,7 @@ def scan_commercial_terms(text: str, low: str | None = None) -> list[Cand]:
                 found.append((num.start(), term.end()))
     if same and marks:  # marks: "%", "pct" or "percent" occurs
         for m in _matches_at(_KIND_FIRST_RE, low, low, _KIND_STEMS):
-            start = m.start()
-            adj = _ADJ_BEFORE_RE.search(low, max(0, start - 26), start)
-            if adj and _free(low, adj.start()):
-                start = adj.start()
-            elif not _free(low, start):
-                continue
-            found.append((start, m.end()))
+            start = _joined_start(_ADJ_BEFORE_RE, low, m.start(), 26)
+            if start is not None:
+                found.append((start, m.end()))
     return [(a, b, COMMERCIAL_TERM, 0.85) for a, b in found]

@@ -67,6 +67,11 @@ def luhn_ok(digits: str) -> bool:
     if digits.isascii() and digits.isdigit():  # sums in C: ~3x faster than the loop
         doubled = digits[-2::-2].translate(_LUHN_DOUBLE)
         return (sum(digits[-1::-2].encode()) + sum(doubled.encode()) - 48 * len(digits)) % 10 == 0
+    return luhn_loop(digits)
+
+
+def luhn_loop(digits: str) -> bool:
+    """The Luhn check digit by digit (any decimal digits; the reference for the fast path)."""
     total = 0
     for i, ch in enumerate(reversed(digits)):
         d = ord(ch) - 48

@@ -173,14 +173,6 @@ def _seal_days(first: datetime, last: datetime) -> None:
             cursor.execute(sql, [adapt(day), adapt(day), adapt(day + DAY)])
 
 
-def seal_hour(hour: datetime) -> bool:
-    """Write the tallies of one settled hour; False when it is not sealable or already sealed."""
-    if _unfinished_hours(hour, hour) or _sealed(1, hour, hour):
-        return False
-    _store({hour: _settled_figures(hour)})
-    return True
-
-
 def _hours_with_rows(first: datetime, last: datetime) -> set[datetime]:
     """Hours in [first, last] holding any row: one index seek per such hour."""
     created = Generation.objects.filter(created_at__lt=last + HOUR).order_by("created_at")

@@ -116,12 +116,15 @@ def test_hours_with_unfinished_rows_or_not_yet_settled_stay_unsealed():
     assert figures(NOW - timedelta(hours=4), NOW)["reasons"] == {"client_cancel": 1}
 
 
-def test_a_second_sealer_backs_off():
+def test_two_processes_sealing_the_same_hour_store_it_once():
     hour = NOW.replace(minute=0) - timedelta(hours=2)
     make_row(hour + timedelta(minutes=1))
-    assert rollups.seal_hour(hour) is True
-    assert rollups.seal_hour(hour) is False
+    # Both computed the hour before either stored it; the second insert is ignored.
+    first, second = rollups._settled_figures(hour), rollups._settled_figures(hour)
+    rollups._store({hour: first})
+    rollups._store({hour: second})
     assert Tally.objects.filter(start=hour, hours=1, name="status").get().value == 1
+    assert Tally.objects.filter(start=hour, hours=1, name=rollups.SEALED).count() == 1
 
 
 def test_dashboard_reads_sealed_hours(django_assert_max_num_queries):

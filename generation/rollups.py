@@ -19,13 +19,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from .models import Generation, Tally as TallyRow
+from .querysets import SeekingDatesQuerySet
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -175,13 +176,8 @@ def _seal_days(first: datetime, last: datetime) -> None:
 
 def _hours_with_rows(first: datetime, last: datetime) -> set[datetime]:
     """Hours in [first, last] holding any row: one index seek per such hour."""
-    created = Generation.objects.filter(created_at__lt=last + HOUR).order_by("created_at")
-    found: set[datetime] = set()
-    cursor = first
-    while (moment := created.filter(created_at__gte=cursor).values_list("created_at", flat=True).first()) is not None:
-        found.add(floor_hour(moment))
-        cursor = floor_hour(moment) + HOUR
-    return found
+    rows = SeekingDatesQuerySet(Generation).filter(created_at__gte=first, created_at__lt=last + HOUR)
+    return set(rows.datetimes("created_at", "hour", tzinfo=UTC))
 
 
 def seal_settled_hours(*, now: datetime | None = None, limit: int | None = None) -> int:

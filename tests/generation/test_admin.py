@@ -278,7 +278,7 @@ def test_date_hierarchy_seeks_give_what_distinct_dates_give():
 
     from django.db.models import Max, Min, QuerySet
 
-    from generation.admin import SeekingDatesQuerySet
+    from generation.querysets import SeekingDatesQuerySet
 
     for stamp in [(2025, 12, 31, 23, 59), (2026, 1, 1, 0, 0), (2026, 1, 1, 13, 5), (2026, 1, 20, 8, 0), (2026, 3, 2, 9, 0)]:
         make_row(created_at=datetime(*stamp, tzinfo=dt_timezone.utc), status="cancelled" if stamp[2] == 1 else "completed")
@@ -289,7 +289,7 @@ def test_date_hierarchy_seeks_give_what_distinct_dates_give():
         (seeking.filter(status="completed"), QuerySet(Generation).filter(status="completed")),
         (seeking.filter(created_at__year=2026), QuerySet(Generation).filter(created_at__year=2026)),
     ):
-        for kind in ("year", "month", "day"):
+        for kind in ("year", "month", "day", "hour"):
             assert rows.datetimes("created_at", kind) == list(plain.datetimes("created_at", kind)), kind
         bounds = {"first": Min("created_at"), "last": Max("created_at")}
         assert rows.aggregate(**bounds) == plain.aggregate(**bounds)

@@ -99,7 +99,7 @@ def hourly_chart(bars: list[Bar], since: datetime, now: datetime, *, width=720, 
         '<g><title>{}</title><rect x="{}" y="{}" width="{}" height="{}" fill="#79aec8"/>{}</g>',
         ((c["label"], c["x"], c["y"], c["w"], c["h"], _cancel_bar(c)) for c in columns),
     )
-    return {"width": width, "height": height, "peak": peak, "columns": columns, "markup": markup}
+    return {"width": width, "height": height, "peak": peak, "markup": markup}
 
 
 def _cancel_bar(column: dict) -> str:

@@ -55,21 +55,6 @@ def percentiles(samples: list[float]) -> tuple[float, float, float]:
     return pick(0.50), pick(0.99), statistics.fmean(ordered) * 1e3
 
 
-def time_calls(fn, prompts: list[str], runs: int, setup=None) -> list[float]:
-    """``setup`` (untimed) runs before each call, e.g. to empty a cache."""
-    for p in prompts[:20]:  # warm-up
-        fn(p)
-    out = []
-    for i in range(runs):
-        text = prompts[i % len(prompts)]
-        if setup is not None:
-            setup()
-        start = time.perf_counter()
-        fn(text)
-        out.append(time.perf_counter() - start)
-    return out
-
-
 def busy_loop(n: int) -> int:
     total = 0
     for i in range(n):
@@ -77,13 +62,38 @@ def busy_loop(n: int) -> int:
     return total
 
 
-def baseline_samples(target_ms: float, runs: int) -> list[float]:
-    """A fixed pure-Python loop calibrated to ``target_ms``, timed like the calls above:
-    what this machine's scheduling alone does to p99 (the same work every call)."""
-    n = 20_000
-    took = min(time_calls(lambda _: busy_loop(n), [""], 5))
-    n = max(1, int(n * target_ms / 1000 / took))
-    return time_calls(lambda _: busy_loop(n), [""], runs)
+def loop_size_for(target_ms: float) -> int:
+    """How many ``busy_loop`` steps take ``target_ms`` on this machine (best of 5)."""
+    n, took = 20_000, float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        busy_loop(n)
+        took = min(took, time.perf_counter() - start)
+    return max(1, int(n * target_ms / 1000 / took))
+
+
+def interleaved(rows: dict[str, tuple], prompts: list[str], runs: int) -> dict[str, list[float]]:
+    """Time every row once per round, round-robin, ``runs`` rounds: each row is
+    ``(fn, setup)``, ``setup`` (untimed, may be None) runs right before its call,
+    e.g. to empty a cache. Interleaving gives every row the same machine: timed
+    one after the other, rows drift apart with the machine's load alone."""
+    names = list(rows)
+    for text in prompts[:20]:  # warm-up
+        for fn, _ in rows.values():
+            fn(text)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    clock = time.perf_counter
+    for i in range(runs):
+        text = prompts[i % len(prompts)]
+        for k in range(len(names)):  # rotate the order so no row always follows another
+            name = names[(i + k) % len(names)]
+            fn, setup = rows[name]
+            if setup is not None:
+                setup()
+            start = clock()
+            fn(text)
+            samples[name].append(clock() - start)
+    return samples
 
 
 def print_scores(title: str, records: list[dict], predict, types=None) -> dict:
@@ -152,24 +162,27 @@ def main() -> None:
     for mix, every in (("dense mix: any corpus record", 1), ("lighter mix: 1 in 4 records labelled", 4)):
         prompts = build_prompts(records, 50, labelled_every=every)
         avg_spans = statistics.fmean(len(detect(p, terms=terms)) for p in prompts)
-        print(f"\nlatency, {mix}: {len(prompts)} distinct 4096-char prompts "
-              f"(avg {avg_spans:.0f} detected spans each), {args.runs} runs:")
+        redact_call = lambda t: redact(t, policy, terms=terms)  # noqa: E731
+        # The baseline: a fixed pure-Python loop as long as a median redact() call,
+        # so its p99 shows what this machine's scheduling alone does to such a call.
+        median_ms = percentiles(interleaved({"redact()": (redact_call, None)}, prompts, 200)["redact()"])[0]
+        steps = loop_size_for(median_ms)
         # The 50 prompts repeat, so after the first pass every phone candidate's
         # validation is memoised; the "cold" row empties that cache before each
         # call, as for a request whose numbers were never seen before.
-        for label, fn, setup in (("redact()", lambda t: redact(t, policy, terms=terms), None),
-                                 ("redact(), cold phone cache", lambda t: redact(t, policy, terms=terms),
-                                  clear_phone_cache),
-                                 ("detect()", lambda t: detect(t, terms=terms), None)):
-            p50, p99, mean = percentiles(time_calls(fn, prompts, args.runs, setup))
+        rows = {
+            "redact()": (redact_call, None),
+            "redact(), cold phone cache": (redact_call, clear_phone_cache),
+            "detect()": (lambda t: detect(t, terms=terms), None),
+            "baseline loop, same p50": (lambda _: busy_loop(steps), None),
+        }
+        print(f"\nlatency, {mix}: {len(prompts)} distinct 4096-char prompts "
+              f"(avg {avg_spans:.0f} detected spans each), {args.runs} rounds, rows interleaved:")
+        for label, samples in interleaved(rows, prompts, args.runs).items():
+            p50, p99, mean = percentiles(samples)
             print(f"  {label:<28} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   mean {mean:6.2f} ms")
             report["latency_ms"][f"{mix.split(':')[0]}, {label}"] = {
                 "p50": round(p50, 2), "p99": round(p99, 2), "mean": round(mean, 2)}
-            if label == "redact()":
-                p50, p99, mean = percentiles(baseline_samples(p50, args.runs))
-                print(f"  {'baseline: fixed loop':<28} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   mean {mean:6.2f} ms")
-                report["latency_ms"][f"{mix.split(':')[0]}, baseline loop of the same p50"] = {
-                    "p50": round(p50, 2), "p99": round(p99, 2), "mean": round(mean, 2)}
     prompts = build_prompts(records, 50)
     report["machine"] += f", {os.getloadavg()[0]:.1f} after"
     out = ROOT / "bench" / "results" / "redaction.json"
@@ -186,9 +199,10 @@ def main() -> None:
     runs = min(args.runs, 300)
     ours = lambda t: detect(t)  # noqa: E731
     theirs = lambda t: presidio_detect(recognizers, t)  # noqa: E731
-    print(f"\nside by side, {runs} runs, only the 5 shared types for presidio (ours: all types, no terms):")
-    for label, fn in (("redaction.detect()", ours), ("presidio recognizers", theirs)):
-        p50, p99, mean = percentiles(time_calls(fn, prompts, runs))
+    print(f"\nside by side, {runs} rounds, only the 5 shared types for presidio (ours: all types, no terms):")
+    rows = {"redaction.detect()": (ours, None), "presidio recognizers": (theirs, None)}
+    for label, samples in interleaved(rows, prompts, runs).items():
+        p50, p99, mean = percentiles(samples)
         print(f"  {label:<28} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   mean {mean:6.2f} ms")
 
 

@@ -10,6 +10,7 @@ from .pii import digit_runs, scan_cards, scan_emails, scan_ibans, scan_ips
 from .secrets import scan_secrets, scan_url_credentials
 from .shadow import classes_and_lower
 from .spans import (
+    BUILTIN_TYPES,
     COMMERCIAL_TERM,
     CREDIT_CARD,
     EMAIL_ADDRESS,
@@ -31,6 +32,7 @@ DEFAULT_REGION = "US"
 
 # Types that outrank PHONE_NUMBER: phone candidates overlapping them are skipped.
 _ABOVE_PHONE = frozenset(PRIORITY[: PRIORITY.index(PHONE_NUMBER)])
+_ABOVE_PHONE_BUILTIN = _ABOVE_PHONE & BUILTIN_TYPES
 _END = itemgetter(1)
 
 
@@ -41,15 +43,22 @@ def scan(
     region: str = DEFAULT_REGION,
     types: Collection[str] | None = None,
 ) -> list[Cand]:
-    """All raw detections as (start, end, type, score) tuples (may overlap);
-    ``types`` limits the built-in detectors run.
+    """All raw detections as (start, end, type, score) tuples (may overlap).
+
+    ``types`` limits the built-in types detected. The result for a type does
+    not depend on which others are asked for: when PHONE_NUMBER is, the
+    detectors it defers to run too (their spans block phone candidates, so the
+    digits of an e-mail address never come back as a phone number), unreported.
 
     The order of the detectors fixes the order of the raw candidates (e.g. for
     phones' ``blocked``). They share one ``text.lower()`` (on non-ASCII text it
     costs ~50 us for 4 KB) and one class string (see shadow.py).
     """
+    asked = None if types is None else frozenset(types)
+    run = asked | _ABOVE_PHONE_BUILTIN if asked is not None and PHONE_NUMBER in asked else asked
+
     def want(type_: str) -> bool:
-        return types is None or type_ in types
+        return run is None or type_ in run
 
     out: list[Cand] = []
     cls, low = classes_and_lower(text, lower=bool(want(SECRET) or want(COMMERCIAL_TERM) or want(PRICE) or terms))
@@ -75,6 +84,8 @@ def scan(
             # Every detector above outranks PHONE_NUMBER: let it skip their spans.
             blocked = sorted([c for c in out if c[2] in _ABOVE_PHONE], key=_END)
             out += scan_phones(text, region, blocked, runs)
+    if run != asked:
+        out = [c for c in out if c[2] in asked]  # drop what ran only to block phones
     if terms:
         out += terms.scan(text, low=low)
     return out

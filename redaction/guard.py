@@ -31,9 +31,10 @@ class OutputGuard:
     follows a token which cannot start or continue a cross-whitespace match.
     No pattern can span a safe cut, so the output does not depend on how the
     stream was chunked. Whitespace after a safe cut is released at once. Plain
-    prose is therefore held back by at most its last word; a run without a safe cut is force-released after ``max_holdback``
-    characters (forced cuts fall at positions fixed by the text, so chunking
-    still does not matter, but a match longer than the bound is not masked).
+    prose is therefore held back by at most its last word; a run without a safe
+    cut is force-released after ``max_holdback`` characters (forced cuts fall at
+    positions fixed by the text, so chunking still does not matter, but a match
+    longer than the bound is not masked).
     """
 
     def __init__(self, types: Iterable[str] = (SECRET, CREDIT_CARD), max_holdback: int = DEFAULT_MAX_HOLDBACK) -> None:

@@ -88,11 +88,10 @@ def redact(
     pol = Policy.coerce(policy)
     if mapping is None:
         mapping = PlaceholderMap()
-    types = None
-    if pol.default == "allow":
-        types = {t for t in BUILTIN_TYPES if pol.action(t) != "allow"}
-    candidates = scan(text, terms=terms, region=pol.region, types=types)
-    if pol.default == "allow" or "allow" in pol.actions.values():  # else nothing to drop
+    # Allowed types are not detected at all: their spans could only be dropped.
+    types = [t for t in BUILTIN_TYPES if pol.action(t) != "allow"]
+    candidates = scan(text, terms=terms, region=pol.region, types=None if len(types) == len(BUILTIN_TYPES) else types)
+    if terms and (pol.default == "allow" or "allow" in pol.actions.values()):  # a term type may be allowed
         action, default = pol.actions.get, pol.default
         candidates = [c for c in candidates if action(c[2], default) != "allow"]
     if "[" in text:

@@ -135,6 +135,8 @@ SLUICE_N_CTX = env.int("SLUICE_N_CTX", default=4096)
 SLUICE_N_BATCH = env.int("SLUICE_N_BATCH", default=256)
 SLUICE_N_THREADS = env.int("SLUICE_N_THREADS", default=0)  # 0: one per core
 SLUICE_N_GPU_LAYERS = env.int("SLUICE_N_GPU_LAYERS", default=0)  # -1: all layers
+# llama.cpp's extra weight buffers (CPU repacking, Intel AMX); unset: on unless the CPU advertises AMX.
+SLUICE_LLAMA_EXTRA_BUFFERS = env.bool("SLUICE_LLAMA_EXTRA_BUFFERS", default=None)
 SLUICE_SLOTS = env.int("SLUICE_SLOTS", default=4)  # chosen from bench/slots_bench.py on 2 cores
 SLUICE_MAX_QUEUE = env.int("SLUICE_MAX_QUEUE", default=16)
 SLUICE_MAX_TOKENS = env.int("SLUICE_MAX_TOKENS", default=1024)

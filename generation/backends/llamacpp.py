@@ -26,6 +26,18 @@ def _init_llama_backend() -> None:
             _backend_initialized = True
 
 
+def extra_buffers_safe(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether llama.cpp may use its extra weight buffer types (repacked layouts, Intel
+    AMX) by default: not where the CPU advertises AMX, since virtual machines that
+    advertise it without supporting it kill the process with SIGILL on the first decode."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as file:
+            flags = next((line for line in file if line.startswith("flags")), "")
+    except OSError:
+        return True
+    return "amx_tile" not in flags.split()
+
+
 class LlamaCppBackend:
     """One model, `slots` sequences decoded together; see the Backend protocol."""
 
@@ -40,12 +52,14 @@ class LlamaCppBackend:
         n_threads: int = 0,
         n_gpu_layers: int = 0,
         slots: int = 1,
+        extra_buffers: bool | None = None,
         verbose: bool = False,
     ) -> None:
         _init_llama_backend()
         llama_logger.set_verbose(verbose)  # llama.cpp writes to stderr itself; keep it to errors
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = 0x7FFFFFFF if n_gpu_layers < 0 else n_gpu_layers
+        model_params.use_extra_bufts = extra_buffers_safe() if extra_buffers is None else extra_buffers
         try:
             self._model = internals.LlamaModel(path_model=model_path, params=model_params, verbose=verbose)
         except ValueError as exc:
@@ -81,6 +95,7 @@ class LlamaCppBackend:
             n_threads=settings.SLUICE_N_THREADS,
             n_gpu_layers=settings.SLUICE_N_GPU_LAYERS,
             slots=settings.SLUICE_SLOTS,
+            extra_buffers=settings.SLUICE_LLAMA_EXTRA_BUFFERS,
         )
 
     def tokenize(self, text: str) -> list[int]:

@@ -81,3 +81,21 @@ def test_cancel_already_set_generates_nothing(backend):
     cancel.set()
     assert generate(backend, backend.tokenize(PROMPT), owner=None, cancel=cancel) == ""
     assert backend.busy_slots() == set()
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "safe"),
+    [
+        ("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n", True),
+        ("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile amx_int8\n", False),
+        ("processor\t: 0\nflags\t\t: fpu amx_tiles_fake\n", True),  # whole flags only
+        (None, True),  # no /proc/cpuinfo (macOS): llama.cpp's own default
+    ],
+)
+def test_extra_buffers_default_off_where_the_cpu_advertises_amx(tmp_path, cpuinfo, safe):
+    from generation.backends.llamacpp import extra_buffers_safe
+
+    path = tmp_path / "cpuinfo"
+    if cpuinfo is not None:
+        path.write_text(cpuinfo)
+    assert extra_buffers_safe(str(path)) is safe

@@ -42,6 +42,9 @@ TIMEOUT_MESSAGES = {
 }
 
 
+_closing: set[asyncio.Task] = set()  # strong references to runs still being recorded
+
+
 @dataclass(frozen=True)
 class Limits:
     queue_timeout: float
@@ -172,7 +175,12 @@ class GenerationRun:
                     yield terminal
                     return
         finally:
-            await self._close(outcome, first_token_at)
+            # Shielded: a client that hangs up just after the terminal event cancels this task
+            # while the row is being finished, and the record must still be written.
+            closing = asyncio.ensure_future(self._close(outcome, first_token_at))
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
+            await asyncio.shield(closing)
 
     async def _wait_for_slot(self) -> AsyncIterator[Event]:
         deadline = self._accepted_at + self.limits.queue_timeout

@@ -31,6 +31,18 @@ class AsgiResult:
             parsed.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
         return parsed
 
+    def data(self) -> list:
+        """A data-only SSE stream (OpenAI's): each message's JSON, or the bare "[DONE]"."""
+        parsed = []
+        for block in self.body.decode().split("\n\n"):
+            lines = [line for line in block.split("\n") if line and not line.startswith(":")]
+            if not lines:
+                continue
+            assert len(lines) == 1 and lines[0].startswith("data: "), block
+            payload = lines[0][6:]
+            parsed.append(payload if payload == "[DONE]" else json.loads(payload))
+        return parsed
+
 
 async def call(
     path: str,
@@ -86,6 +98,18 @@ async def call(
 
     await asyncio.wait_for(application()(scope, receive, send), timeout)
     return result
+
+
+async def finished_row(request_id, timeout: float = 2.0):
+    """The Generation row once it is finished (it may be written just after the response ends)."""
+    from generation.models import Generation
+
+    for _ in range(int(timeout / 0.02)):
+        row = await Generation.objects.aget(request_id=request_id)
+        if row.finished_at:
+            return row
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"generation {request_id} still {row.status} after {timeout}s")
 
 
 @functools.cache

@@ -5,7 +5,7 @@ import pytest
 
 from generation.models import Generation
 
-from .asgi_harness import call
+from .asgi_harness import call, finished_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/v1/generations"
@@ -75,6 +75,16 @@ async def test_disconnect_mid_stream_stops_the_model_and_records_it(scripted, au
 
     assert get_backend().busy_slots() == set()
     assert get_scheduler().snapshot()["slots_busy"] == 0
+
+
+async def test_hanging_up_right_after_the_terminal_event_still_records_it(scripted, auth_headers):
+    """The client may leave while the run is being recorded: the row is finished all the same."""
+    for _ in range(5):
+        result = await call(
+            URL, body={"prompt": "x"}, headers=auth_headers, hang_up_when=lambda r: b"event: done" in r.body
+        )
+        row = await finished_row(result.events()[0][2]["request_id"])
+        assert (row.status, row.finish_reason) == ("completed", "stop")
 
 
 async def test_disconnect_while_queued_frees_the_queue_place(scripted, auth_headers):

@@ -148,12 +148,11 @@ def main() -> None:
     import django
 
     django.setup()
-    import llama_cpp
-
+    from generation.backends.llamacpp import reference_llama
     from generation.model_files import embedded_model_file
 
     model_path = str(embedded_model_file(ROOT / "var" / "models").path)
-    llm = llama_cpp.Llama(
+    llm = reference_llama(
         model_path=model_path, n_ctx=args.n_ctx, n_batch=args.n_batch, n_ubatch=args.n_batch,
         n_threads=args.threads, n_threads_batch=args.threads, verbose=False,
     )

@@ -1,7 +1,9 @@
-"""HTTP plumbing shared by the API views: JSON errors and caller authentication."""
+"""HTTP plumbing shared by the API views: JSON errors (native and OpenAI shapes) and caller
+authentication."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
@@ -17,6 +19,9 @@ logger = logging.getLogger(__name__)
 # What can refuse a generation before its response starts.
 REFUSALS = (RequestInvalid, QueueFull, BackendError, FileNotFoundError)
 
+# Native codes that OpenAI clients know by another name.
+OPENAI_CODES = {"unauthorized": "invalid_api_key"}
+
 
 def api_error(
     status: int, code: str, message: str, *, param: str | None = None, headers=None, **details
@@ -29,8 +34,25 @@ def api_error(
     return JsonResponse({"error": error}, status=status, headers=headers)
 
 
-async def authenticate(request) -> services.Caller:
-    """A Bearer API key, or a signed-in session with a valid CSRF token (the editor pages).
+def openai_error(
+    status: int, code: str, message: str, *, param: str | None = None, headers=None, **details
+) -> JsonResponse:
+    """The OpenAI error shape, for /v1: {"error": {"message", "type", "param", "code"[, details...]}}."""
+    error = openai_error_object(status, code, message, param=param, **details)
+    return JsonResponse({"error": error}, status=status, headers=headers)
+
+
+def openai_error_object(status: int, code: str, message: str, *, param: str | None = None, **details) -> dict:
+    """The inner object of an OpenAI error, also sent as a stream's last chunk."""
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return {"message": message, "type": kind, "param": param, "code": OPENAI_CODES.get(code, code), **details}
+
+
+ErrorShape = Callable[..., JsonResponse]
+
+
+async def authenticate(request, *, allow_session: bool = True) -> services.Caller:
+    """A Bearer API key, or (when allowed) a signed-in session with a valid CSRF token.
 
     Raises RequestInvalid(401) when neither is present, (403) on a failed CSRF check.
     """
@@ -43,8 +65,8 @@ async def authenticate(request) -> services.Caller:
         if caller is None:
             raise RequestInvalid(401, "unauthorized", "The API key is not valid or has been revoked.")
         return caller
-    user = await request.auser()
-    if user.is_authenticated:
+    user = await request.auser() if allow_session else None
+    if user is not None and user.is_authenticated:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             rejection = CsrfViewMiddleware(lambda _request: None).process_view(request, None, (), {})
             if rejection is not None:
@@ -53,17 +75,20 @@ async def authenticate(request) -> services.Caller:
     raise RequestInvalid(401, "unauthorized", "Authentication required: send 'Authorization: Bearer <API key>'.")
 
 
-def not_accepting(request) -> JsonResponse | None:
+def wrong_method(allowed: str, shape: ErrorShape = api_error) -> JsonResponse:
+    """405 naming the method to use."""
+    return shape(405, "method_not_allowed", f"Use {allowed}.", headers={"Allow": allowed})
+
+
+def not_accepting(request, shape: ErrorShape = api_error) -> JsonResponse | None:
     """The error for a generation request this server will not take (wrong method,
     shutting down), or None."""
     from .active import active_runs
 
     if request.method != "POST":
-        return api_error(405, "method_not_allowed", "Use POST.", headers={"Allow": "POST"})
+        return wrong_method("POST", shape)
     if active_runs.draining:
-        return api_error(
-            503, "shutting_down", "This server is shutting down. Retry shortly.", headers={"Retry-After": "5"}
-        )
+        return shape(503, "shutting_down", "This server is shutting down. Retry shortly.", headers={"Retry-After": "5"})
     return None
 
 
@@ -75,15 +100,15 @@ def read_body(request) -> bytes:
         raise RequestInvalid(413, "request_too_large", "The request body is too large.") from None
 
 
-def refusal(exc: Exception) -> JsonResponse:
+def refusal(exc: Exception, shape: ErrorShape = api_error) -> JsonResponse:
     """The JSON error for a request refused before its stream started (one of REFUSALS)."""
     if isinstance(exc, RequestInvalid):
         logger.info("generation rejected: %s (%s)", exc.code, exc.status)
-        return api_error(exc.status, exc.code, exc.message, param=exc.param, **exc.details)
+        return shape(exc.status, exc.code, exc.message, param=exc.param, **exc.details)
     if isinstance(exc, QueueFull):
-        return api_error(
+        return shape(
             503, "overloaded", "All model slots are busy and the queue is full. Retry later.",
             headers={"Retry-After": str(exc.retry_after)},
         )
     logger.error("model backend unavailable: %s", type(exc).__name__, exc_info=exc)
-    return api_error(503, "model_unavailable", "The model is not available right now.")
+    return shape(503, "model_unavailable", "The model is not available right now.")

@@ -3,6 +3,7 @@ check that prompt plus max_tokens fit the model's context."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping
 
 from django.conf import settings
@@ -49,20 +50,27 @@ def prompt_field(texts: Mapping[str, str]) -> str:
     return texts["prompt"]
 
 
+async def current_backend() -> Backend:
+    """The process's backend, loaded in a thread on first use (BackendError if it cannot be)."""
+    return loaded_backend() or await asyncio.to_thread(get_backend)
+
+
 async def prepare_request(
     *,
     fields: Mapping[str, str],
     params: SamplingParams,
     backend: Backend,
     build_prompt: Callable[[Mapping[str, str]], str] = prompt_field,
+    policies: Mapping[str, str] | None = None,
 ) -> PreparedRequest:
-    """Redact each field by its policy (422 on a rejected type), build the model prompt from
-    the redacted fields, then tokenize and check the context. Short inputs are handled
-    inline: cheaper than a thread hop."""
+    """Redact each field by its policy (422 on a rejected type; `policies` as in
+    redact_fields), build the model prompt from the redacted fields, then tokenize and
+    check the context. Short inputs are handled inline: cheaper than a thread hop."""
     chars = sum(len(text) for text in fields.values())
     inline = chars <= INLINE_TOKENIZE_CHARS
     terms = term_matchers.cached() if not term_matchers.needs_check() else await asyncio.to_thread(term_matchers.current)
-    redaction = redact_fields(fields, terms=terms) if inline else await asyncio.to_thread(redact_fields, fields, terms=terms)
+    redact = functools.partial(redact_fields, fields, terms=terms, policies=policies)
+    redaction = redact() if inline else await asyncio.to_thread(redact)
     reject_if_needed(redaction)
     prompt = build_prompt(redaction.texts)
     prompt_tokens = backend.tokenize(prompt) if inline else await asyncio.to_thread(backend.tokenize, prompt)
@@ -98,15 +106,18 @@ async def open_run(
     fields: Mapping[str, str] | None = None,
     params: SamplingParams | None = None,
     build_prompt: Callable[[Mapping[str, str]], str] = prompt_field,
+    policies: Mapping[str, str] | None = None,
 ) -> GenerationRun:
     """Prepare, queue and record a request: either a native `payload` (one prompt) or
-    several redacted `fields` turned into a prompt by `build_prompt` (the editor).
+    several redacted `fields` turned into a prompt by `build_prompt` (the editor, chat).
     Raises RequestInvalid or QueueFull before any response has started."""
     if payload is not None:
         fields, params = {"prompt": payload.prompt}, payload.params
     ensure_listener()  # admin cancels from any process reach the runs this process serves
-    backend = loaded_backend() or await asyncio.to_thread(get_backend)
-    prepared = await prepare_request(fields=fields, params=params, backend=backend, build_prompt=build_prompt)
+    backend = await current_backend()
+    prepared = await prepare_request(
+        fields=fields, params=params, backend=backend, build_prompt=build_prompt, policies=policies
+    )
     run = GenerationRun(
         prepared=prepared,
         caller=caller,

@@ -1,4 +1,5 @@
-"""Transport for the native stream: SSE framing, keep-alives, and the thread->asyncio bridge.
+"""Transport for the streams: SSE framing (native and OpenAI's data-only style), keep-alives,
+and the thread->asyncio bridge.
 
 This is the only module that writes SSE `data:` lines.
 """
@@ -6,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, Protocol
 
 from .events import Event
 
@@ -16,28 +18,69 @@ SSE_HEADERS = {
     "Cache-Control": "no-cache, no-store",
     "X-Accel-Buffering": "no",
 }
+DONE = "[DONE]"  # a data-only stream's last line after a successful end (OpenAI)
+
+
+def _json(payload: dict) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
 def sse_frame(sequence: int, event: Event) -> bytes:
     """One SSE event: id, event name and a single JSON data line."""
-    data = json.dumps(event.data(), ensure_ascii=False, separators=(",", ":"))
-    return f"id: {sequence}\nevent: {event.name}\ndata: {data}\n\n".encode()
+    return f"id: {sequence}\nevent: {event.name}\ndata: {_json(event.data())}\n\n".encode()
 
 
-async def sse_stream(events: AsyncIterator[Event], *, heartbeat: float) -> AsyncIterator[bytes]:
-    """Render `events` as SSE, with a keep-alive comment after `heartbeat` idle seconds.
+def sse_data(payload: dict | str) -> bytes:
+    """One data-only SSE message: a JSON object, or a bare marker such as DONE."""
+    return f"data: {payload if isinstance(payload, str) else _json(payload)}\n\n".encode()
+
+
+class Framing(Protocol):
+    def frames(self, event: Event) -> Iterable[bytes]:
+        """The bytes for one event (none for an event this framing does not show)."""
+
+
+class NativeFraming:
+    """The native stream (design §2): every event numbered and named."""
+
+    def __init__(self) -> None:
+        self._sequence = 0
+
+    def frames(self, event: Event) -> Iterable[bytes]:
+        self._sequence += 1
+        return (sse_frame(self._sequence, event),)
+
+
+class DataFraming:
+    """Data-only SSE, as OpenAI streams: `payloads(event)` gives each event's JSON objects
+    (or DONE) in order."""
+
+    def __init__(self, payloads: Callable[[Event], Iterable[dict | str]]) -> None:
+        self._payloads = payloads
+
+    def frames(self, event: Event) -> Iterable[bytes]:
+        return [sse_data(payload) for payload in self._payloads(event)]
+
+
+async def sse_stream(
+    events: AsyncIterator[Event], *, heartbeat: float, framing: Framing | None = None
+) -> AsyncIterator[bytes]:
+    """Render `events` as SSE (native framing unless told), with a keep-alive comment after
+    `heartbeat` seconds in which nothing was sent.
 
     The pending `anext` runs as a task so a keep-alive never cancels the producer; on
     exit (client gone, server stop) the producer is closed so its `finally` runs.
     """
-    sequence = 0
+    framing = framing or NativeFraming()
     pending: asyncio.Task | None = None
+    sent_at = time.monotonic()
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait((pending,), timeout=heartbeat)
+            done, _ = await asyncio.wait((pending,), timeout=max(sent_at + heartbeat - time.monotonic(), 0))
             if not done:
+                sent_at = time.monotonic()
                 yield KEEP_ALIVE
                 continue
             task, pending = pending, None
@@ -45,8 +88,9 @@ async def sse_stream(events: AsyncIterator[Event], *, heartbeat: float) -> Async
                 event = task.result()
             except StopAsyncIteration:
                 return
-            sequence += 1
-            yield sse_frame(sequence, event)
+            for frame in framing.frames(event):
+                sent_at = time.monotonic()
+                yield frame
     finally:
         if pending is not None and not pending.done():
             pending.cancel()

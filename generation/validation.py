@@ -49,6 +49,9 @@ _TYPE_WORDS = {
     "bool_type": "true or false",
     "list_type": "a list of strings",
     "int_from_float": "an integer",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
 }
 
 
@@ -74,33 +77,46 @@ def validate_generation(data: dict) -> GenerationInput:
     try:
         body = GenerationBody.model_validate(data)
     except ValidationError as exc:
-        raise _first_error(exc) from None
+        raise validation_error(exc) from None
     if not body.prompt.strip():
         raise RequestInvalid(400, "invalid_request", "'prompt' must not be empty.", "prompt")
-    if len(body.prompt) > settings.SLUICE_MAX_PROMPT_CHARS:
-        raise RequestInvalid(
-            413,
-            "prompt_too_large",
-            f"'prompt' is longer than {settings.SLUICE_MAX_PROMPT_CHARS} characters.",
-            "prompt",
-        )
-    max_tokens = body.max_tokens or settings.SLUICE_DEFAULT_MAX_TOKENS
+    too_long = f"'prompt' is longer than {settings.SLUICE_MAX_PROMPT_CHARS} characters."
+    check_prompt_chars(len(body.prompt), "prompt", too_long)
+    params = SamplingParams(
+        max_tokens=check_max_tokens(body.max_tokens),
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=check_stops(body.stop),
+        seed=body.seed,
+    )
+    return GenerationInput(prompt=body.prompt, params=params, stream=body.stream)
+
+
+def check_prompt_chars(chars: int, param: str, message: str) -> None:
+    """413 when the prompt text is over SLUICE_MAX_PROMPT_CHARS."""
+    if chars > settings.SLUICE_MAX_PROMPT_CHARS:
+        raise RequestInvalid(413, "prompt_too_large", message, param)
+
+
+def check_max_tokens(value: int | None, param: str = "max_tokens") -> int:
+    """The requested max_tokens (the default when absent), at most SLUICE_MAX_TOKENS."""
+    max_tokens = value or settings.SLUICE_DEFAULT_MAX_TOKENS
     if max_tokens > settings.SLUICE_MAX_TOKENS:
-        raise RequestInvalid(
-            400, "invalid_request", f"'max_tokens' must be at most {settings.SLUICE_MAX_TOKENS}.", "max_tokens"
-        )
-    stops = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
-    if len(stops) > settings.SLUICE_MAX_STOP_SEQUENCES or any(not stop or len(stop) > 64 for stop in stops):
+        raise RequestInvalid(400, "invalid_request", f"'{param}' must be at most {settings.SLUICE_MAX_TOKENS}.", param)
+    return max_tokens
+
+
+def check_stops(stop: str | list[str] | None) -> tuple[str, ...]:
+    """Stop sequences: at most SLUICE_MAX_STOP_SEQUENCES, each 1 to 64 characters."""
+    stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
+    if len(stops) > settings.SLUICE_MAX_STOP_SEQUENCES or any(not item or len(item) > 64 for item in stops):
         raise RequestInvalid(
             400,
             "invalid_request",
             f"'stop' takes at most {settings.SLUICE_MAX_STOP_SEQUENCES} non-empty strings of up to 64 characters.",
             "stop",
         )
-    params = SamplingParams(
-        max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p, stop=stops, seed=body.seed
-    )
-    return GenerationInput(prompt=body.prompt, params=params, stream=body.stream)
+    return stops
 
 
 def check_context(prompt_tokens: int, max_tokens: int, context_length: int) -> None:
@@ -115,18 +131,44 @@ def check_context(prompt_tokens: int, max_tokens: int, context_length: int) -> N
         )
 
 
-def _first_error(exc: ValidationError) -> RequestInvalid:
+# Words for fields whose type is a union, where pydantic's own words would name one member.
+FIELD_WORDS = {"stop": "a string or a list of strings"}
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
+
+
+def validation_error(exc: ValidationError, field_words: dict[str, str] = FIELD_WORDS) -> RequestInvalid:
+    """The first pydantic error as a 400 naming the field (e.g. `messages[1].role`), never the value."""
     error = exc.errors(include_input=False, include_url=False)[0]
-    field = str(error["loc"][0]) if error["loc"] else "body"
-    kind = error["type"]
-    context = error.get("ctx") or {}
+    kind, context, loc = error["type"], error.get("ctx") or {}, error["loc"]
+    if kind == "extra_forbidden":
+        name = str(loc[-1])[:40]
+        field = f"{field_path(loc[:-1])}.{name}" if len(loc) > 1 else name
+        return RequestInvalid(400, "invalid_request", f"Unknown field '{field}'.", field)
+    field = field_path(loc)
     if kind == "missing":
         return RequestInvalid(400, "invalid_request", f"'{field}' is required.", field)
-    if kind == "extra_forbidden":
-        return RequestInvalid(400, "invalid_request", f"Unknown field '{field[:40]}'.", field[:40])
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        bound = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
+    if kind in _BOUNDS:
         limit = next(iter(context.values()), "")
-        return RequestInvalid(400, "invalid_request", f"'{field}' must be {bound} {limit}.", field)
-    words = "a string or a list of strings" if field == "stop" else _TYPE_WORDS.get(kind)
+        return RequestInvalid(400, "invalid_request", f"'{field}' must be {_BOUNDS[kind]} {limit}.", field)
+    if kind == "literal_error":
+        expected = context.get("expected", "one of the documented values")
+        return RequestInvalid(400, "invalid_request", f"'{field}' must be {expected}.", field)
+    if kind == "too_short":
+        return RequestInvalid(400, "invalid_request", f"'{field}' must not be empty.", field)
+    words = field_words.get(field.rpartition(".")[2].partition("[")[0]) or _TYPE_WORDS.get(kind)
     return RequestInvalid(400, "invalid_request", f"'{field}' must be {words or 'of the documented type'}.", field)
+
+
+def field_path(loc) -> str:
+    """A pydantic location as a field path: ("messages", 1, "content") -> "messages[1].content".
+    It stops at a union member's tag (e.g. "list[str]"), so the error names the field."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.isidentifier() and part.islower() and part not in _TYPE_TAGS:
+            path += f".{part}" if path else part
+        else:
+            break
+    return path or "body"

@@ -1,27 +1,30 @@
 """Native API views: thin, async; the lifecycle lives in runner/services."""
 from __future__ import annotations
 
-from contextlib import aclosing
+import functools
 
 from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from .active import active_runs
-from .events import Cancelled, Delta, Done, Error, TimedOut, completion_body
-from .http import REFUSALS, api_error, authenticate, not_accepting, read_body, refusal
+from .collect import collected_response
+from .events import completion_body
+from .http import REFUSALS, api_error, authenticate, not_accepting, read_body, refusal, wrong_method
 from .intake import open_run
 from .models import Generation
 from .runner import GenerationRun
-from .streaming import SSE_HEADERS, sse_stream
+from .streaming import SSE_HEADERS, Framing, sse_stream
 from .validation import RequestInvalid, parse_json_body, validate_generation
 
-class RunStreamingResponse(StreamingHttpResponse):
-    """An SSE response that gives its run back if it is closed without being iterated."""
 
-    def __init__(self, run: GenerationRun) -> None:
+class RunStreamingResponse(StreamingHttpResponse):
+    """An SSE response (native framing unless told) that gives its run back if it is
+    closed without being iterated."""
+
+    def __init__(self, run: GenerationRun, framing: Framing | None = None) -> None:
         super().__init__(
-            sse_stream(run.events(), heartbeat=settings.SLUICE_HEARTBEAT_SECONDS),
+            sse_stream(run.events(), heartbeat=settings.SLUICE_HEARTBEAT_SECONDS, framing=framing),
             content_type="text/event-stream",
             headers={**SSE_HEADERS, "X-Request-ID": str(run.request_id)},
         )
@@ -46,7 +49,8 @@ async def generation_create(request):
         return refusal(exc)
     if _wants_stream(request, payload.stream):
         return RunStreamingResponse(run)
-    return await _collect(run)
+    body = functools.partial(completion_body, request_id=run.request_id, model=run.backend.info.name)
+    return await collected_response(run, body=body, shape=api_error)
 
 
 def _wants_stream(request, stream_flag: bool | None) -> bool:
@@ -56,34 +60,11 @@ def _wants_stream(request, stream_flag: bool | None) -> bool:
     return not ("application/json" in accept and "text/event-stream" not in accept)
 
 
-async def _collect(run: GenerationRun) -> JsonResponse:
-    """Run to the end and answer one JSON object (the non-streaming mode)."""
-    parts: list[str] = []
-    terminal = None
-    async with aclosing(run.events()) as events:
-        async for event in events:
-            if isinstance(event, Delta):
-                parts.append(event.text)
-            elif event.terminal:
-                terminal = event
-    headers = {"X-Request-ID": str(run.request_id)}
-    if isinstance(terminal, Done):
-        body = completion_body(request_id=run.request_id, model=run.backend.info.name, done=terminal, text="".join(parts))
-        return JsonResponse(body, headers=headers)
-    if isinstance(terminal, TimedOut):
-        return api_error(504, terminal.code, terminal.message, headers=headers)
-    if isinstance(terminal, Cancelled):
-        status = 503 if terminal.reason == Generation.CancelReason.SHUTDOWN else 409
-        return api_error(status, "cancelled", f"The generation was cancelled ({terminal.reason}).", headers=headers)
-    error = terminal if isinstance(terminal, Error) else Error("internal_error", "The generation did not finish.")
-    return api_error(500, error.code, error.message, headers=headers)
-
-
 @csrf_exempt
 async def generation_cancel(request, request_id):
     """POST /api/v1/generations/<id>/cancel: stop a queued or running generation you own."""
     if request.method != "POST":
-        return api_error(405, "method_not_allowed", "Use POST.", headers={"Allow": "POST"})
+        return wrong_method("POST")
     try:
         caller = await authenticate(request)
     except RequestInvalid as exc:

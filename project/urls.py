@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from generation import health, metrics
+from generation.openai_api.views import not_found as openai_not_found
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -9,5 +10,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
     path("api/v1/", include("generation.urls")),
+    path("v1/", include("generation.openai_api.urls")),
+    re_path(r"^v1$", openai_not_found),
     path("", include("generation.page_urls")),
 ]

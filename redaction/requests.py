@@ -51,12 +51,17 @@ class RequestRedaction:
         return "redacted" if self.counts else "ok"
 
 
-def redact_fields(fields: Mapping[str, str], *, terms: TermMatcher | None) -> RequestRedaction:
-    """Redact each field by its own policy, numbering placeholders across the request."""
+def redact_fields(
+    fields: Mapping[str, str], *, terms: TermMatcher | None, policies: Mapping[str, str] | None = None
+) -> RequestRedaction:
+    """Redact each field by its policy, numbering placeholders across the request.
+    `policies` names the policy a field uses when it is not the field's own name
+    (e.g. every chat message uses "prompt")."""
     mapping = PlaceholderMap()
     result = RequestRedaction(texts={}, mapping=mapping)
     for name, text in fields.items():
-        redacted = redact(text, field_policy(name), terms=terms, mapping=mapping)
+        policy = field_policy((policies or {}).get(name, name))
+        redacted = redact(text, policy, terms=terms, mapping=mapping)
         result.texts[name] = redacted.text
         for type_, count in redacted.counts.items():
             result.counts[type_] = result.counts.get(type_, 0) + count

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -65,6 +65,11 @@ class BackendError(Exception):
     """A model failure. Its message is operational only, never prompt or output text."""
 
 
+class ChatTemplateError(ValueError):
+    """The model's chat template refuses these messages (e.g. roles out of order). Its
+    message is safe to show: it never quotes message text."""
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A loaded model with `slot_count` independent contexts sharing its weights.
@@ -75,6 +80,9 @@ class Backend(Protocol):
     at once); the caller checks it before each token.
     A slot is used by one generation at a time. `cache_owner` names the caller: a
     backend may reuse cached prompt state only for the same owner.
+    `chat_prompt` renders {"role", "content"} messages (system, user, assistant) with the
+    model's chat template, ending with the assistant's turn opened; `tokenize` accepts what
+    it returns. It raises ChatTemplateError for a conversation the template refuses.
     """
 
     info: ModelInfo
@@ -84,6 +92,8 @@ class Backend(Protocol):
     def from_settings(cls, settings) -> "Backend": ...
 
     def tokenize(self, text: str) -> list[int]: ...
+
+    def chat_prompt(self, messages: Sequence[Mapping[str, str]]) -> str: ...
 
     def generate(
         self,

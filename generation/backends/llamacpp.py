@@ -5,13 +5,14 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import llama_cpp
 from llama_cpp import _internals as internals
 from llama_cpp import _logger as llama_logger
 
-from .base import BackendError, ModelInfo, SamplingParams
+from .base import BackendError, ChatTemplateError, ModelInfo, SamplingParams
+from .chat_template import FALLBACK_TEMPLATES, ChatPrompt, ChatTemplate
 from .llama_engine import END, Engine, Sequence_
 
 _backend_init_lock = threading.Lock()
@@ -36,6 +37,27 @@ def extra_buffers_safe(cpuinfo: str = "/proc/cpuinfo") -> bool:
     except OSError:
         return True
     return "amx_tile" not in flags.split()
+
+
+def reference_llama(**kwargs) -> llama_cpp.Llama:
+    """llama-cpp-python's own high-level ``Llama`` (the reference that tests and benches
+    compare this backend with), loaded with the extra-buffer choice this backend makes:
+    ``Llama`` takes no such argument, so its default model parameters are patched while it loads."""
+    from llama_cpp import llama_cpp as bindings
+
+    default_params = bindings.llama_model_default_params
+
+    def params():
+        model_params = default_params()
+        model_params.use_extra_bufts = extra_buffers_safe()
+        return model_params
+
+    with _backend_init_lock:
+        bindings.llama_model_default_params = params
+        try:
+            return llama_cpp.Llama(**kwargs)
+        finally:
+            bindings.llama_model_default_params = default_params
 
 
 class LlamaCppBackend:
@@ -69,6 +91,7 @@ class LlamaCppBackend:
         threads = n_threads or os.cpu_count() or 1  # one context: every core works on each step
         self._vocab = self._model.vocab
         self._piece_cache: dict[int, bytes] = {}
+        self._chat_template = self._load_chat_template()
         self.slot_count = slots
         self._engine = Engine(
             model=self._model, slots=slots, n_ctx=n_ctx, n_batch=n_batch, threads=threads,
@@ -99,8 +122,36 @@ class LlamaCppBackend:
         )
 
     def tokenize(self, text: str) -> list[int]:
-        # special=False: control tokens typed into a prompt stay plain text.
-        return self._model.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        # special=False: control tokens typed into a prompt stay plain text. In a chat
+        # prompt only the template's own markup is read for control tokens.
+        if not isinstance(text, ChatPrompt):
+            return self._model.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        tokens: list[int] = []
+        for part, is_message in text.parts:
+            tokens += self._model.tokenize(part.encode("utf-8"), add_bos=False, special=not is_message)
+        bos = self._model.token_bos()
+        if self._model.add_bos_token() and bos >= 0 and tokens[:1] != [bos]:
+            tokens.insert(0, bos)
+        return tokens
+
+    def chat_prompt(self, messages: Sequence[Mapping[str, str]]) -> str:
+        if self._chat_template is None:
+            raise ChatTemplateError("The loaded model has no chat template: use /v1/completions.")
+        return self._chat_template.render(messages)
+
+    def _load_chat_template(self) -> ChatTemplate | None:
+        """The GGUF's tokenizer.chat_template, else the known template of its architecture."""
+        metadata = self._model.metadata()
+        architecture = metadata.get("general.architecture", "")
+        template = metadata.get("tokenizer.chat_template") or FALLBACK_TEMPLATES.get(architecture)
+        if not template:
+            return None
+        bos, eos = self._model.token_bos(), self._model.token_eos()
+        return ChatTemplate(
+            template,
+            bos_token=self._model.token_get_text(bos) if bos >= 0 else "",
+            eos_token=self._model.token_get_text(eos) if eos >= 0 else "",
+        )
 
     def _piece(self, token: int) -> bytes:
         piece = self._piece_cache.get(token)

@@ -3,9 +3,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from .base import BackendError, ModelInfo, SamplingParams
+from .chat_template import ChatTemplate
+
+# "role: text" lines, then "assistant:"; a system message anywhere but first is refused.
+CHAT_TEMPLATE = ChatTemplate(
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' and not loop.first %}"
+    "{{ raise_exception('Only the first message may be a system message.') }}"
+    "{% endif %}"
+    "{{ message['role'] }}: {{ message['content'] }}\n"
+    "{% endfor %}assistant:"
+)
 
 
 class ScriptedBackend:
@@ -50,6 +61,9 @@ class ScriptedBackend:
     def tokenize(self, text: str) -> list[int]:
         type(self).prompts.append(text)
         return [len(word) for word in text.split()] or [0]
+
+    def chat_prompt(self, messages: Sequence[Mapping[str, str]]) -> str:
+        return CHAT_TEMPLATE.render(messages)
 
     def generate(
         self,

@@ -16,6 +16,18 @@ def auth_headers(api_key):
     return {"Authorization": f"Bearer {api_key[1]}"}
 
 
+@pytest.fixture
+def supplier_term(db):
+    """An admin-managed sensitive term, "Veltrano Metals" (SUPPLIER), live in the matcher."""
+    from redaction.models import SensitiveTerm
+    from redaction.requests import term_matchers
+
+    term = SensitiveTerm.objects.create(term="Veltrano Metals", type="SUPPLIER")
+    term_matchers.invalidate()
+    yield term
+    term_matchers.invalidate()
+
+
 class ListHandler(logging.Handler):
     def __init__(self):
         super().__init__()

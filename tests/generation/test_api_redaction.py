@@ -4,22 +4,11 @@ import json
 import pytest
 
 from generation.models import Generation
-from redaction.models import SensitiveTerm
 
 from .asgi_harness import call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/v1/generations"
-
-
-@pytest.fixture
-def supplier_term(db):
-    from redaction.requests import term_matchers
-
-    term = SensitiveTerm.objects.create(term="Veltrano Metals", type="SUPPLIER")
-    term_matchers.invalidate()
-    yield term
-    term_matchers.invalidate()
 
 
 def deltas(result):

@@ -51,3 +51,23 @@ async def test_thread_bridge_delivers_in_order_from_another_thread():
     await asyncio.to_thread(lambda: [bridge.put(i) for i in range(100)])
     assert [await bridge.get(timeout=1) for _ in range(100)] == list(range(100))
     assert bridge.get_nowait() is None
+
+
+async def test_data_framing_writes_data_lines_only_and_keeps_alive_when_events_show_nothing():
+    from generation.streaming import DONE, DataFraming, sse_data
+
+    async def events():
+        yield Accepted("r1", "m", 0)  # shown as nothing by this framing
+        await asyncio.sleep(0.25)
+        yield Delta("hi")
+        yield Done("stop", {}, {})
+
+    def payloads(event):
+        if isinstance(event, Delta):
+            return [{"text": event.text}]
+        return [DONE] if isinstance(event, Done) else []
+
+    chunks = [chunk async for chunk in sse_stream(events(), heartbeat=0.05, framing=DataFraming(payloads))]
+    assert chunks[-2:] == [b'data: {"text":"hi"}\n\n', b"data: [DONE]\n\n"]
+    assert chunks[:-2] and all(chunk == KEEP_ALIVE for chunk in chunks[:-2])
+    assert sse_data({"a": "é"}) == 'data: {"a":"é"}\n\n'.encode()

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +109,15 @@ def start_server(data_dir: Path, **overrides) -> LiveServer:
     raise RuntimeError("live server did not become ready:\n" + log_path.read_text()[-3000:])
 
 
+def assert_never_seen(seen: str, secrets: Iterable[str], outputs: Iterable[str]) -> None:
+    """None of `secrets`, nor any 24-character piece of what the model wrote, is in `seen`."""
+    for secret in secrets:
+        assert secret not in seen
+    for output in outputs:
+        for start in range(0, max(len(output) - 24, 1), 12):
+            fragment = output[start : start + 24]
+            if len(fragment.strip()) >= 16:
+                assert fragment not in seen
 
 
 def admin_client(server: LiveServer, password: str, username: str = "ops") -> httpx.Client:

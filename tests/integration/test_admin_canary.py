@@ -1,8 +1,8 @@
 """A canary sent in prompts through the real model never shows up in what operators see:
 admin pages (changelist, every record, dashboard, API keys), /metrics, /healthz, /readyz,
 the server log, the database. Requests end completed, cancelled (hang-up and explicit
-cancel), timed out and rejected; the scripted-backend canary test in
-tests/generation/test_admin.py adds a backend failure."""
+cancel), timed out and rejected, on the native API and on /v1; the scripted-backend canary
+test in tests/generation/test_admin.py adds a backend failure."""
 from __future__ import annotations
 
 import time
@@ -11,7 +11,7 @@ from contextlib import closing
 import httpx
 import pytest
 
-from .live import admin_client, manage, server_env, start_server
+from .live import admin_client, assert_never_seen, manage, server_env, start_server
 from .sse_client import open_stream
 
 pytestmark = pytest.mark.integration
@@ -64,6 +64,16 @@ def send_every_kind_of_request(server) -> dict[str, str]:
         ):
             rejected = client.post(url, json=body)
             assert 400 <= rejected.status_code < 500 and CANARY not in rejected.text
+
+        chat_url, model = f"{server.url}/v1/chat/completions", "gemma-3-270m-q4_k_m"
+        message = {"role": "user", "content": PROMPT}
+        chat = client.post(chat_url, json={"model": model, "max_tokens": 24, "messages": [message]})
+        assert chat.status_code == 200, chat.text
+        ids["openai"] = chat.headers["X-Request-ID"]
+        server.outputs.append(chat.json()["choices"][0]["message"]["content"])
+        card = {"role": "user", "content": f"{PROMPT} Card 4111 1111 1111 1111."}
+        rejected = client.post(chat_url, json={"model": model, "messages": [card]})
+        assert rejected.status_code == 422 and CANARY not in rejected.text
     return ids
 
 
@@ -75,7 +85,9 @@ def test_canary_never_reaches_admin_metrics_health_logs_or_database(server):
         "timed_out": "timed_out",
         "client_disconnect": "cancelled",
         "client_cancel": "cancelled",
+        "openai": "completed",
     }
+    assert rows["openai"]["channel"] == "openai"
     assert rows["client_disconnect"]["cancel_reason"] == "client_disconnect"
     manage(server_env(server.data_dir), "rollup_generations")
 
@@ -101,11 +113,4 @@ def test_canary_never_reaches_admin_metrics_health_logs_or_database(server):
     time.sleep(0.3)  # the last log lines
     seen += [server.log_path.read_text(errors="replace"), server.database_dump()]
 
-    everything = "\n".join(seen)
-    for fragment in (CANARY, "QX-CANARY", "Ostrava", "walnut desk", "4111 1111"):
-        assert fragment not in everything
-    for output in server.outputs:  # nor a piece of what the model wrote
-        for start in range(0, max(len(output) - 24, 1), 12):
-            fragment = output[start : start + 24]
-            if len(fragment.strip()) >= 16:
-                assert fragment not in everything
+    assert_never_seen("\n".join(seen), [CANARY, "QX-CANARY", "Ostrava", "walnut desk", "4111 1111"], server.outputs)

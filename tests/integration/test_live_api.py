@@ -6,6 +6,7 @@ import time
 import httpx
 import pytest
 
+from .live import assert_never_seen
 from .sse_client import iter_events
 
 pytestmark = pytest.mark.integration
@@ -37,11 +38,10 @@ def test_full_stream_matches_in_process_llama(sluice_server):
     done = events[-1][1]
     assert done["usage"]["completion_tokens"] == 40 and done["finish_reason"] == "length"
 
-    import llama_cpp
-
+    from generation.backends.llamacpp import reference_llama
     from generation.model_files import embedded_model_file
 
-    llm = llama_cpp.Llama(model_path=str(embedded_model_file().path), n_ctx=1024, verbose=False)
+    llm = reference_llama(model_path=str(embedded_model_file().path), n_ctx=1024, verbose=False)
     expected = llm.create_completion(PROMPT, max_tokens=40, temperature=0)["choices"][0]["text"]
     assert text == expected  # the server streams exactly what the model generates
 
@@ -128,9 +128,4 @@ def test_no_prompt_or_output_reaches_logs_or_database(sluice_server):
     log = sluice_server.log_path.read_text(errors="replace")
     dump = sluice_server.database_dump()
     assert "generation" in dump and '"request_id"' in log  # the records and log lines exist
-    for secret in [CANARY, "Veltrano", "cedar cutting board"]:
-        assert secret not in log and secret not in dump
-    for output in sluice_server.outputs:
-        for fragment in (output[i : i + 24] for i in range(0, max(len(output) - 24, 1), 12)):
-            if len(fragment.strip()) >= 16:
-                assert fragment not in log and fragment not in dump
+    assert_never_seen(f"{log}\n{dump}", [CANARY, "Veltrano", "cedar cutting board"], sluice_server.outputs)

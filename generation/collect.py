@@ -1,0 +1,58 @@
+"""The non-streaming mode, shared by the native and OpenAI APIs: run a generation to its
+end, and map a terminal event other than `done` to the HTTP error it answers with."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+
+from django.http import JsonResponse
+
+from .events import Cancelled, Delta, Done, Error, Event, TimedOut
+from .http import ErrorShape
+from .models import Generation
+from .runner import GenerationRun
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a run that did not complete is reported: status, code, safe message, extras."""
+
+    status: int
+    code: str
+    message: str
+    details: dict = field(default_factory=dict)
+
+
+async def collect(run: GenerationRun) -> tuple[str, Event | None]:
+    """The whole output text and the terminal event (None if there was none)."""
+    parts: list[str] = []
+    terminal = None
+    async with aclosing(run.events()) as events:
+        async for event in events:
+            if isinstance(event, Delta):
+                parts.append(event.text)
+            elif event.terminal:
+                terminal = event
+    return "".join(parts), terminal
+
+
+def failure(terminal: Event | None) -> Failure:
+    """504 timeout, 409 cancelled (503 at shutdown), else 500 with the error's code."""
+    if isinstance(terminal, TimedOut):
+        return Failure(504, terminal.code, terminal.message, {"timeout_source": terminal.timeout_source})
+    if isinstance(terminal, Cancelled):
+        status = 503 if terminal.reason == Generation.CancelReason.SHUTDOWN else 409
+        return Failure(status, "cancelled", f"The generation was cancelled ({terminal.reason}).")
+    error = terminal if isinstance(terminal, Error) else Error("internal_error", "The generation did not finish.")
+    return Failure(500, error.code, error.message)
+
+
+async def collected_response(run: GenerationRun, *, body: Callable[..., dict], shape: ErrorShape) -> JsonResponse:
+    """The non-streaming answer: `body(text=, done=)` on completion, else the failure in `shape`."""
+    text, terminal = await collect(run)
+    headers = {"X-Request-ID": str(run.request_id)}
+    if isinstance(terminal, Done):
+        return JsonResponse(body(text=text, done=terminal), headers=headers)
+    failed = failure(terminal)
+    return shape(failed.status, failed.code, failed.message, headers=headers, **failed.details)

@@ -1,7 +1,9 @@
 """Start a real daphne server with the real model on a free port (tests and benchmarks)."""
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -78,6 +80,13 @@ def manage(env: dict, *args: str) -> str:
     return done.stdout
 
 
+def _die_with_parent() -> None:
+    """In the server child (Linux): SIGTERM when the test process dies, even by a crash
+    that skips fixture teardown, so no server outlives its run."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_server(data_dir: Path, **overrides) -> LiveServer:
     env = server_env(data_dir, **overrides)
     manage(env, "migrate", "--no-input", "-v", "0")
@@ -88,7 +97,7 @@ def start_server(data_dir: Path, **overrides) -> LiveServer:
     log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
     )
     server = LiveServer(f"http://127.0.0.1:{port}", api_key, data_dir, log_path, process)
     deadline = time.monotonic() + 120

@@ -10,6 +10,7 @@ import phonenumbers
 
 from .phonevalid import valid_number
 from .pii import NON_DIGIT_RE, digit_runs
+from .shadow import translate_table
 from .spans import PHONE_NUMBER, Cand, Span, as_spans
 
 # Candidates: optional +/00 prefix, 7-15 digits, single separators or parens.
@@ -71,7 +72,7 @@ def clear_cache() -> None:
 
 
 # Characters a _PHONE_RE candidate may hold besides digits.
-_PHONE_PUNCT = str.maketrans("", "", "+ .-/()")
+_PHONE_PUNCT = translate_table(str.maketrans("", "", "+ .-/()"))
 
 
 def find_phones(
@@ -102,15 +103,20 @@ def scan_phones(
     finditer = _PHONE_RE.finditer
     for start, end in digit_runs(text) if runs is None else runs:
         lo, hi = start - 4 if start > 4 else 0, end + 2 if end + 2 < n_text else n_text
+        scan_from = lo
         if blocked:
             # Skip a run inside a higher-priority span (a card, an IBAN): _phone_at
             # would drop every candidate in it. Candidates start with "+", "(" or a
             # digit, at or before hi - 6 (7+ characters, one more for a stray "(").
-            first = lo if _CAND_HEAD_RE.search(text, lo, start) else start
+            head = _CAND_HEAD_RE.search(text, lo, start)
+            first = lo if head else start
             i = bisect.bisect_left(ends, first)
             if i < n_blocked and blocked[i][0] <= first and blocked[i][1] > hi - 6:
                 continue
-        for m in finditer(text, lo, hi):
+            # No candidate starts before that first "+", "(" or digit: the scan
+            # need not try those positions (its lookbehind still sees them).
+            scan_from = head.start() if head else start
+        for m in finditer(text, scan_from, hi):
             if m.end() - m.start() < 7:
                 continue
             span = _phone_at(text, m, region, blocked, ends)
@@ -148,7 +154,8 @@ def _phone_at(
     for _ in range(3):
         if (hit is None or hit >= start + len(cand)) and _phone_ok(text, start, cand, region):
             return (start, start + len(cand), PHONE_NUMBER, 0.85)
-        shorter = _LAST_GROUP_RE.sub("", cand)
+        last_group = _LAST_GROUP_RE.search(cand)  # anchored at the end: at most one match
+        shorter = cand[:last_group.start()] if last_group else cand
         if shorter == cand or len(shorter) < 7:
             return None
         cand = shorter

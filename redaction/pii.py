@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 from stdnum import iban as _iban
 from stdnum import numdb
 
-from .shadow import classes
+from .shadow import classes, translate_table
 from .spans import CREDIT_CARD, EMAIL_ADDRESS, IBAN_CODE, IP_ADDRESS, Cand, Span, as_spans
 
 # Anchored on "@": scan back for the local part, forward for the domain.
@@ -121,7 +121,10 @@ NON_DIGIT_RE = re.compile(r"\D+")
 
 # _DIGIT_HINT_RE on the class string (see shadow.py): it starts with a literal,
 # and the lookahead drops short numbers before the costly repeat is tried.
-_CLASS_RUN_RE = re.compile(rb"d(?=[ds]{6})(?:s{0,3}d){6,}")
+# Written as rb"d(?:s{0,3}d){6,}", but past the first seven digits the run is
+# extended a digit group at a time (d* and s{1,3}d+): the same greedy match,
+# with one costly group repeat per separator instead of one per digit.
+_CLASS_RUN_RE = re.compile(rb"d(?=[ds]{6})(?:s{0,3}d){6}d*(?:s{1,3}d+)*")
 
 
 def digit_runs(text: str, cls: bytes | None = None) -> list[tuple[int, int]]:
@@ -138,7 +141,7 @@ def digit_runs(text: str, cls: bytes | None = None) -> list[tuple[int, int]]:
 
 
 # Characters a digit run may hold besides digits (see _DIGIT_HINT_RE).
-_RUN_PUNCT = str.maketrans("", "", " .()-/")
+_RUN_PUNCT = translate_table(str.maketrans("", "", " .()-/"))
 
 
 def find_cards(text: str, runs: Sequence[tuple[int, int]] | None = None) -> list[Span]:
@@ -242,7 +245,7 @@ def iban_valid(cand: str) -> bool:
 
 # A..Z -> 10..35 for the mod-97 check; digits (any Unicode decimal digit,
 # which int() reads the same way as int(c, 36)) stay as they are.
-_IBAN_LETTERS = str.maketrans({chr(65 + i): str(10 + i) for i in range(26)})
+_IBAN_LETTERS = translate_table(str.maketrans({chr(65 + i): str(10 + i) for i in range(26)}))
 
 
 def _mod97_ok(compact: str) -> bool:

@@ -72,3 +72,11 @@ def classes_and_lower(text: str, lower: bool = True) -> tuple[bytes | None, str]
     if not lower:
         return cls, ""
     return cls, text.encode("utf-8").lower().decode("utf-8") if plain else text.lower()
+
+
+def translate_table(table: dict[int, int | str | None]) -> dict[int, int | str | None]:
+    """A str.translate ``table`` with every ASCII character it leaves alone mapped
+    to itself: the same translation, but faster. translate() looks every distinct
+    character up in the table, and a missing key costs a KeyError raised and
+    cleared inside it (about as much as translating a short string)."""
+    return {**{code: code for code in range(128)}, **table}

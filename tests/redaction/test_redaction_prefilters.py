@@ -275,3 +275,42 @@ def test_lower_through_utf8_bytes_matches_str_lower(text):
     cls, low = classes_and_lower(text)
     assert low == text.lower()
     assert cls == classes(text)
+
+
+# ---------------------------------------------------------------- secrets: prefix hints grouped by head
+def test_prefix_groups_hold_every_hint_under_its_head():
+    grouped = [hint for head, hints in secrets._PREFIX_GROUPS for hint in hints]
+    assert sorted(grouped) == sorted(secrets._PREFIX_HINTS)
+    assert all(hint.startswith(head) for head, hints in secrets._PREFIX_GROUPS for hint in hints)
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces(*secrets._PREFIX_HINTS, "sk", "gh", "github", "ghp", "AIz", "x" * 40, "A1b2" * 10, "_", "-"))
+def test_grouped_prefix_heads_match_one_find_per_hint(text):
+    plain = sorted(i for h in secrets._PREFIX_HINTS for i in secrets._find_all(text, h))
+    grouped = sorted(i for head, hints in secrets._PREFIX_GROUPS for i in secrets._find_all(text, head)
+                     if text.startswith(hints, i))
+    assert grouped == plain
+
+
+# ---------------------------------------------------------------- translate tables with identity entries
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x2200), max_size=20))
+def test_full_translate_tables_translate_like_the_sparse_ones(text):
+    from redaction import placeholders
+    from redaction.shadow import translate_table
+
+    sparse = {c: None for c in range(128) if not chr(c).isdigit()}
+    assert text.translate(placeholders._ASCII_NON_DIGITS) == text.translate(sparse)
+    assert text.translate(translate_table(str.maketrans("", "", "+ .-/()"))) == text.translate(
+        str.maketrans("", "", "+ .-/()"))
+    letters = str.maketrans({chr(65 + i): str(10 + i) for i in range(26)})
+    assert text.translate(pii._IBAN_LETTERS) == text.translate(letters)
+
+
+# ---------------------------------------------------------------- digit runs: group-wise extension
+@settings(max_examples=1000, deadline=None)
+@given(st.binary().map(lambda b: bytes(b"dddsUax"[c % 7] for c in b)))
+def test_class_run_regex_matches_the_digit_wise_one(cls):
+    plain = re.compile(rb"d(?=[ds]{6})(?:s{0,3}d){6,}")
+    assert [m.span() for m in pii._CLASS_RUN_RE.finditer(cls)] == [m.span() for m in plain.finditer(cls)]

@@ -14,7 +14,6 @@ from django.core.paginator import Paginator
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.functional import cached_property
-from django.utils.html import format_html
 
 from . import dashboard, services
 from .models import ApiKey, Generation
@@ -212,17 +211,29 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return [] if obj is None else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        """Create through the service; the raw key is shown once and only its hash kept."""
+        """Create through the service; only the hash is stored. The raw key stays on this
+        in-memory instance for response_add, which shows it once."""
         created, raw_key = services.api_key_create(name=obj.name, user=obj.user)
         obj.pk, obj.prefix, obj.created_at = created.pk, created.prefix, created.created_at
         obj.key_hash = created.key_hash
         obj._state.adding = False
-        messages.success(
-            request,
-            format_html(
-                "API key for “{}” created. Copy it now; it is not shown again: <code>{}</code>", created.name, raw_key
-            ),
-        )
+        obj.raw_key = raw_key
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """A page that shows the raw key once, in its own body. Not a message: message storage
+        is by default a signed but readable cookie (and otherwise the session), and a redirect
+        would carry the key there."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API key created",
+            "opts": self.opts,
+            "api_key": obj,
+            "raw_key": obj.raw_key,
+            "has_add_permission": self.has_add_permission(request),
+        }
+        response = TemplateResponse(request, "admin/generation/apikey/created.html", context)
+        response["Cache-Control"] = "no-store"  # neither the browser nor a proxy keeps a copy
+        return response
 
     @admin.display(boolean=True, description="revoked", ordering="revoked_at")
     def revoked(self, obj: ApiKey) -> bool:

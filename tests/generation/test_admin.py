@@ -1,9 +1,12 @@
 """The admin: a read-only Generation audit and API key creation/revocation."""
+import base64
 import re
 import uuid
+import zlib
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.messages import get_messages
 
 from generation.models import ApiKey, Generation
 from generation.services import api_key_authenticate, hash_api_key
@@ -125,6 +128,43 @@ def test_create_api_key_shows_it_once_and_stores_a_hash(staff_client):
     assert raw_keys[0] not in again  # shown once only
     detail = staff_client.get(f"/admin/generation/apikey/{key.pk}/change/").content.decode()
     assert raw_keys[0] not in detail and key.key_hash not in detail
+
+
+RAW_KEY = re.compile(r"sluice_[0-9a-f]{8}_[A-Za-z0-9_-]+")
+
+
+def cookie_texts(value: str) -> list[str]:
+    """A cookie's value and, for each part of a Django-signed value (`payload:…:signature`),
+    its base64 payload decoded, inflated when it is compressed (a leading ".")."""
+    texts = [value]
+    for part in value.strip('"').split(":"):
+        data = part.lstrip(".")
+        try:
+            raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+            texts.append((zlib.decompress(raw) if part.startswith(".") else raw).decode("utf-8", "replace"))
+        except (ValueError, zlib.error):
+            pass
+    return texts
+
+
+def test_new_api_key_is_shown_in_the_response_never_in_a_cookie_or_the_session(staff_client):
+    response = staff_client.post("/admin/generation/apikey/add/", {"name": "billing-bot"})
+    key = ApiKey.objects.get()
+    for morsel in response.cookies.values():
+        for text in cookie_texts(morsel.value):
+            assert not RAW_KEY.search(text) and f"{key.prefix}_" not in text, morsel.key
+    assert response.status_code == 200  # the key page itself, not a redirect to the list
+    assert "no-store" in response["Cache-Control"]
+    body = response.content.decode()
+    (raw_key,) = RAW_KEY.findall(body)
+    assert body.count(raw_key) == 1
+    prefix_and_secret = raw_key.removeprefix("sluice_")
+    assert key.prefix == prefix_and_secret.split("_")[0] and key.key_hash == hash_api_key(raw_key)
+    assert prefix_and_secret not in repr(list(ApiKey.objects.values()))
+    session = staff_client.session
+    assert prefix_and_secret not in repr({name: session[name] for name in session.keys()})
+    assert not list(get_messages(response.wsgi_request))  # nothing queued for a later page
+    assert 'href="/admin/generation/apikey/"' in body  # back to the list
 
 
 def test_api_key_cannot_be_edited_or_deleted(staff_client, api_key):

@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 const form = $("compose-form");
 const typeNames = JSON.parse($("type-names").textContent);
 const labels = JSON.parse($("field-labels").textContent);
-const output = new OutputBuffer($("output"), typeNames);
+const output = new OutputBuffer($("output"), typeNames, { onError: (error) => displayFault("delta", error) });
 const ui = {
   status: $("status"), statusText: $("status-text"), progress: $("progress"),
   banner: $("banner"), bannerText: $("banner-text"), retry: $("retry"),
@@ -72,6 +72,34 @@ function seconds(ms) {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
+const isCount = (value) => Number.isInteger(value) && value >= 0;
+const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
+const tokenWords = (count) => `${count} ${count === 1 ? "token" : "tokens"}`;
+
+// The done event's summary. A run of 0 or 1 tokens has no rate (tokens_per_second is null)
+// and one of 0 tokens no first token (ttft_ms is null): leave out what is missing.
+function doneWords({ finish_reason: reason, usage, timings }) {
+  const tokens = usage?.completion_tokens;
+  const parts = [];
+  let head = isCount(tokens) ? `Done: ${tokenWords(tokens)}` : "Done";
+  const ms = [timings?.queue_ms, timings?.generation_ms].filter(isNumber);
+  if (ms.length) head += ` in ${seconds(ms.reduce((a, b) => a + b, 0))}`;
+  parts.push(head);
+  if (isNumber(timings?.tokens_per_second)) parts.push(`${timings.tokens_per_second.toFixed(1)} tokens/s`);
+  if (isNumber(timings?.ttft_ms)) parts.push(`first token after ${Math.round(timings.ttft_ms)} ms`);
+  let words = `${parts.join(" · ")}.`;
+  if (tokens === 0) words += " The model wrote nothing.";
+  if (reason === "length") words += " Stopped at the length limit.";
+  return words;
+}
+
+// Tokens so far: the server's running count when delta events carry one (`tokens`), else
+// the number of deltas, a lower bound, since one delta holds every token that arrived while
+// the reader was busy.
+function tokensSoFar() {
+  return run.tokens !== null ? run.tokens : output.deltas;
+}
+
 function setRunning(running) {
   ui.generate.disabled = running;
   ui.cancel.hidden = !running;
@@ -86,15 +114,29 @@ function setRunning(running) {
 function tick() {
   if (!run || run.phase !== "generating") return;
   const elapsed = performance.now() - run.startedAt;
-  const parts = [`Generating: ${seconds(elapsed)}`, `${output.deltas} ${output.deltas === 1 ? "token" : "tokens"} so far`];
+  const tokens = tokensSoFar();
+  ui.status.dataset.tokens = String(tokens);
+  const counted = run.tokens !== null ? tokenWords(tokens) : `at least ${tokenWords(tokens)}`;
+  const parts = [`Generating: ${seconds(elapsed)}`, `${counted} so far`];
   if (run.firstTokenAt !== null) parts.push(`first token after ${Math.round(run.firstTokenAt - run.sentAt)} ms`);
   else parts.push("waiting for the first token");
   setStatus("generating", parts.join(" · "));
-  ui.progress.value = Math.min(output.deltas, run.maxTokens);
+  ui.progress.value = Math.min(tokens, run.maxTokens);
+}
+
+// A fault in this page (an event it cannot parse or render) is said as such, never as a
+// lost connection. Only the error's type is shown: its message can quote the event's text.
+function displayFault(eventName, error) {
+  if (ui.status.dataset.displayError) return; // the first fault of the run says enough
+  const errorName = error?.name || "Error";
+  ui.status.dataset.displayError = errorName;
+  showBanner("error", `This page could not display a "${eventName}" event (${errorName}); ` +
+    "the text shown may be incomplete. This is a fault in the page, not the connection.", { retry: true });
 }
 
 function handle(event) {
   const { name, data } = event;
+  if (event.error) throw event.error;
   if (name === "accepted") {
     run.requestId = data.request_id;
     if (data.queue_position > 0) setStatus("queued", `Queued: position ${data.queue_position} in line.`);
@@ -110,15 +152,18 @@ function handle(event) {
     tick();
   } else if (name === "delta") {
     if (run.firstTokenAt === null) run.firstTokenAt = performance.now();
+    if (isCount(data.tokens)) run.tokens = Math.max(run.tokens ?? 0, data.tokens);
     output.push(data);
   } else if (name === "done") {
     output.flush();
-    const { usage, timings, finish_reason: reason } = data;
-    ui.status.dataset.completionTokens = String(usage.completion_tokens);
+    const tokens = data.usage?.completion_tokens;
+    if (isCount(tokens)) {
+      ui.status.dataset.completionTokens = String(tokens);
+      ui.status.dataset.tokens = String(tokens);
+    }
+    ui.progress.max = Math.max(run.maxTokens, 1);
     ui.progress.value = ui.progress.max;
-    const ending = reason === "length" ? " Stopped at the length limit." : "";
-    setStatus("done", `Done: ${usage.completion_tokens} tokens in ${seconds(timings.generation_ms + timings.ttft_ms)} · ` +
-      `${timings.tokens_per_second.toFixed(1)} tokens/s · first token after ${timings.ttft_ms} ms.${ending}`);
+    setStatus("done", doneWords(data));
   } else if (name === "cancelled") {
     output.flush();
     setStatus("stopped", `Stopped: ${REASONS[data.reason] || data.reason}. The text so far is kept.`);
@@ -160,12 +205,14 @@ async function start(body) {
   clearErrors();
   output.reset();
   delete ui.status.dataset.completionTokens;
+  delete ui.status.dataset.tokens;
+  delete ui.status.dataset.displayError;
   ui.copyNote.textContent = "";
   const lengthOption = control("length").selectedOptions[0];
   run = {
     controller: new AbortController(), requestId: null, phase: "sending", userCancelled: false,
     sentAt: performance.now(), startedAt: null, firstTokenAt: null, ticker: null,
-    maxTokens: Number(lengthOption?.dataset.maxTokens || 100), terminal: null,
+    maxTokens: Number(lengthOption?.dataset.maxTokens || 100), terminal: null, tokens: null,
   };
   const current = run;
   setRunning(true);
@@ -186,7 +233,12 @@ async function start(body) {
       return;
     }
     for await (const event of readEvents(response)) {
-      handle(event);
+      try {
+        handle(event);
+      } catch (error) {
+        displayFault(event.name, error);
+        if (TERMINAL.has(event.name)) unreadable(event.name);
+      }
       if (TERMINAL.has(event.name)) {
         current.terminal = event.name;
         break;
@@ -201,7 +253,7 @@ async function start(body) {
     } else lost();
   } finally {
     clearInterval(current.ticker);
-    output.flush();
+    output.flush(); // render faults go to displayFault, so this does not throw
     if (!current.terminal && !current.userCancelled && ui.status.dataset.state === "sending") {
       setStatus("failed", "Not sent.");
     }
@@ -217,6 +269,13 @@ function lost() {
   showBanner("error", output.text
     ? "Connection lost, output incomplete. The text below stops where the connection dropped."
     : "Connection lost before any text arrived.", { retry: true });
+}
+
+// The server ended the run, but its terminal event could not be shown.
+function unreadable(eventName) {
+  output.flush();
+  const outcome = { done: "finished", cancelled: "was stopped", error: "failed" }[eventName];
+  setStatus("display-error", `The run ${outcome}, but this page could not display how.`);
 }
 
 function stopped() {

@@ -1,12 +1,15 @@
 // Buffered rendering: deltas are queued as they arrive and written to the page at most once
 // per FLUSH_MS, in one DOM append each time, so a fast stream never repaints per token.
+// A delta that cannot be rendered with its marks is written as plain text and reported to
+// `onError`: flushes run from a timer, where a throw would be lost and the text with it.
 
 export const FLUSH_MS = 50;
 
 export class OutputBuffer {
-  constructor(element, typeNames) {
+  constructor(element, typeNames, { onError = () => {} } = {}) {
     this.element = element;
     this.typeNames = typeNames;
+    this.onError = onError;
     this.reset();
   }
 
@@ -22,6 +25,7 @@ export class OutputBuffer {
   }
 
   push(delta) {
+    if (typeof delta?.text !== "string") throw new TypeError("a delta without text");
     this.pending.push(delta);
     this.text += delta.text;
     this.deltas += 1;
@@ -33,8 +37,18 @@ export class OutputBuffer {
     this.timer = null;
     if (!this.pending.length) return;
     const fragment = document.createDocumentFragment();
-    for (const delta of this.pending) this.render(fragment, delta);
+    const pending = this.pending;
     this.pending = [];
+    for (const delta of pending) {
+      const part = document.createDocumentFragment();
+      try {
+        this.render(part, delta);
+      } catch (error) {
+        part.replaceChildren(document.createTextNode(delta.text));
+        this.onError(error);
+      }
+      fragment.append(part);
+    }
     this.element.append(fragment);
     this.flushes += 1;
     this.publish();

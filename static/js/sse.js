@@ -1,5 +1,7 @@
 // Server-Sent Events over fetch: read a Response body with a ReadableStream reader and
-// yield {id, name, data} per event. Comment lines (": keep-alive") are skipped.
+// yield {id, name, data} per event. Comment lines (": keep-alive") are skipped. An event whose
+// data is not JSON is yielded with `error` (and no data) instead of throwing: a throw here
+// would end the read and look like a broken connection, when the stream itself is fine.
 
 export async function* readEvents(response) {
   const reader = response.body.getReader();
@@ -38,5 +40,9 @@ function parseBlock(block) {
     else if (field === "data") data.push(value);
   }
   if (!data.length) return null;
-  return { id, name, data: JSON.parse(data.join("\n")) };
+  try {
+    return { id, name, data: JSON.parse(data.join("\n")) };
+  } catch (error) {
+    return { id, name, data: undefined, error };
+  }
 }

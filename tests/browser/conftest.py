@@ -2,6 +2,7 @@
 real model, signed in through the login page."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,18 +11,23 @@ import pytest
 from ..integration.live import manage, server_env, start_server
 
 USERNAME, PASSWORD = "editor", "editor-pass-4471"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# SLUICE_SCREENSHOTS_DIR sends them elsewhere, for a run that should not touch the docs.
+SCREENSHOTS = Path(os.environ.get("SLUICE_SCREENSHOTS_DIR") or Path(__file__).resolve().parents[2] / "docs" / "screenshots")
+SCRIPTED_BACKEND = "tests.browser.scripted.EnvScriptedBackend"
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 )
 
 
-def start_editor_server(data_dir: Path):
-    """A live server (one slot) with an editor account made by ensure_admin on its data dir."""
-    env = server_env(data_dir, SLUICE_ADMIN_USERNAME=USERNAME, SLUICE_ADMIN_PASSWORD=PASSWORD)
+def start_editor_server(data_dir: Path, **overrides):
+    """A live server (one slot) with an editor account made by ensure_admin on its data dir.
+    `overrides` are more environment, e.g. SLUICE_BACKEND=SCRIPTED_BACKEND, SLUICE_TEST_SCRIPT."""
+    env = server_env(data_dir, SLUICE_ADMIN_USERNAME=USERNAME, SLUICE_ADMIN_PASSWORD=PASSWORD, **overrides)
     manage(env, "collectstatic", "--no-input", "-v", "0")  # as `make run` does: the manifest storage needs it
-    server = start_server(data_dir, SLUICE_SLOTS=1, SLUICE_MAX_QUEUE=4, SLUICE_N_CTX=2048, SLUICE_N_BATCH=256)
+    server = start_server(
+        data_dir, SLUICE_SLOTS=1, SLUICE_MAX_QUEUE=4, SLUICE_N_CTX=2048, SLUICE_N_BATCH=256, **overrides
+    )
     manage(env, "ensure_admin")
     return server
 

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from .conftest import PASSWORD, USERNAME, start_editor_server, stop
+from .conftest import PASSWORD, SCRIPTED_BACKEND, USERNAME, start_editor_server, stop
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-FINAL_STATES = ("done", "stopped", "failed", "lost")
+FINAL_STATES = ("done", "stopped", "failed", "lost", "display-error")
 CARD = "4111 1111 1111 1111"
 COPY = ("Crafted from solid red cedar, this cutting board brings warmth to any kitchen counter. "
         "A deep juice groove keeps the worktop clean, and the food-safe oil finish lets the grain glow. "
@@ -62,13 +63,31 @@ def wait_state(driver, states=FINAL_STATES, timeout=240) -> str:
     return state(driver)
 
 
-def sse_deltas(raw: str) -> list[str]:
-    texts = []
+def sse_events(raw: str, name: str) -> list[dict]:
+    """The data of every `name` event in what the page read off the wire."""
+    found = []
     for block in raw.split("\n\n"):
         lines = dict(line.split(": ", 1) for line in block.split("\n") if line and not line.startswith(":"))
-        if lines.get("event") == "delta":
-            texts.append(json.loads(lines["data"])["text"])
-    return texts
+        if lines.get("event") == name:
+            found.append(json.loads(lines["data"]))
+    return found
+
+
+def sse_deltas(raw: str) -> list[str]:
+    return [data["text"] for data in sse_events(raw, "delta")]
+
+
+def wire_done(driver) -> dict:
+    (done,) = sse_events(driver.execute_script("return window.__raw"), "done")
+    return done
+
+
+def shown_tokens(driver) -> int:
+    """The token count in the status words: "Done: N tokens …" or "… N tokens so far …"."""
+    words = driver.find_element(By.ID, "status-text").text
+    match = re.search(r"(\d+) tokens?\b", words)
+    assert match, words
+    return int(match.group(1))
 
 
 def output_text(driver) -> str:
@@ -111,7 +130,7 @@ def test_generation_streams_in_buffered_and_completes(browser, editor_server, sc
     completion_tokens = int(browser.find_element(By.ID, "status").get_attribute("data-completion-tokens"))
     flushes = int(browser.find_element(By.ID, "output").get_attribute("data-flushes"))
     assert output_text(browser) == "".join(deltas)  # nothing lost, nothing reordered
-    assert f"{completion_tokens} tokens" in status
+    assert shown_tokens(browser) == completion_tokens == wire_done(browser)["usage"]["completion_tokens"]
     assert 1 <= mutations == flushes <= len(deltas) <= completion_tokens
     # At most one repaint per 50 ms window, so the page repaints fewer times than tokens arrive
     # whenever the model writes faster than 20 tokens/s; on a busy CPU it may write slower.
@@ -226,6 +245,111 @@ def test_rejected_field_shows_its_error_next_to_the_field(browser, editor_server
     screenshot("field-rejected")
 
 
+# A stream the page's own code reads from a stubbed fetch: window.__frames lists [event, raw
+# data] pairs, sent in order; "wait" holds the stream until the test calls window.__release().
+FAKE_STREAM = """
+const enc = new TextEncoder();
+window.fetch = async () => new Response(new ReadableStream({
+  async start(controller) {
+    let id = 0;
+    for (const item of window.__frames) {
+      if (item === "wait") { await new Promise((resolve) => { window.__release = resolve; }); continue; }
+      controller.enqueue(enc.encode(`id: ${++id}\\nevent: ${item[0]}\\ndata: ${item[1]}\\n\\n`));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    controller.close();
+  }}), {status: 200, headers: {"Content-Type": "text/event-stream", "X-Request-ID": "00000000-0000-0000-0000-000000000002"}});
+"""
+OPENING = [
+    ["accepted", json.dumps({"request_id": "00000000-0000-0000-0000-000000000002", "model": "m", "queue_position": 0})],
+    ["started", json.dumps({"queue_ms": 0})],
+]
+
+
+def done_frame(completion_tokens: int, tokens_per_second: float | None = 120.0) -> list[str]:
+    return ["done", json.dumps({
+        "finish_reason": "stop", "usage": {"prompt_tokens": 9, "completion_tokens": completion_tokens},
+        "timings": {"queue_ms": 0, "ttft_ms": 40, "generation_ms": 250, "tokens_per_second": tokens_per_second},
+    })]
+
+
+def send_fake_stream(driver, frames) -> None:
+    driver.execute_script(FAKE_STREAM)
+    driver.execute_script("window.__frames = arguments[0]", frames)
+    fill(driver, length="short")
+    driver.find_element(By.ID, "generate").click()
+
+
+def test_token_count_and_progress_follow_the_servers_count_not_the_deltas(browser, editor_server):
+    """A lagging reader gets several tokens per delta: the count and the progress bar follow
+    the server's running count (`tokens` on each delta), and the end shows the done event's."""
+    open_compose(browser, editor_server)
+    deltas = [["delta", json.dumps({"text": f"word{i} and more ", "tokens": 3 * (i + 1)})] for i in range(10)]
+    send_fake_stream(browser, [*OPENING, *deltas, "wait", done_frame(30)])
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "output").get_attribute("data-deltas") == "10")
+    time.sleep(0.6)  # the status line ticks every 250 ms
+    assert state(browser) == "generating"
+    assert shown_tokens(browser) == 30, browser.find_element(By.ID, "status-text").text
+    assert browser.execute_script("return document.getElementById('progress').value") == 30
+    browser.execute_script("window.__release()")
+    assert wait_state(browser, timeout=30) == "done"
+    assert shown_tokens(browser) == 30
+    assert browser.find_element(By.ID, "status").get_attribute("data-completion-tokens") == "30"
+
+
+BAD_MARKS = ["delta", json.dumps({"text": "and more ", "marks": [5]})]
+NOT_JSON = '{"text": "Cedar boards from Oslo'  # cut off: not JSON
+
+
+@pytest.mark.parametrize(("frames", "final", "text"), [
+    ([["delta", json.dumps({"text": "Hello "})], BAD_MARKS, ["delta", json.dumps({"text": "world"})], done_frame(5)],
+     "done", "Hello and more world"),
+    ([["delta", json.dumps({"text": "Hello "})], ["delta", NOT_JSON], ["delta", json.dumps({"text": "world"})],
+      done_frame(5)], "done", "Hello world"),
+    ([["delta", json.dumps({"text": "Hello world"})], ["done", NOT_JSON]], "display-error", "Hello world"),
+    ([["delta", json.dumps({"text": "Hello world"})], ["done", "null"]], "display-error", "Hello world"),
+], ids=["delta-marks-unrenderable", "delta-not-json", "done-not-json", "done-without-data"])
+def test_an_event_the_page_cannot_show_is_a_display_fault_not_a_lost_connection(browser, editor_server, frames, final, text):
+    open_compose(browser, editor_server)
+    send_fake_stream(browser, [*OPENING, *frames])
+    assert wait_state(browser, timeout=30) == final
+    banner = browser.find_element(By.ID, "banner")
+    assert banner.is_displayed() and "could not display" in banner.text and "not the connection" in banner.text
+    assert "Connection lost" not in banner.text + browser.find_element(By.ID, "status-text").text
+    assert "Oslo" not in banner.text  # the error's message, which can quote the data, is not shown
+    assert output_text(browser) == text  # a delta that cannot be marked up is still shown, as plain text
+
+
+# Sends the page's own request to the native API instead, with max_tokens=1: a real one-token
+# run of the real model, read and shown by the page's code.
+ONE_TOKEN = """
+const key = arguments[0];
+const realFetch = window.fetch;
+window.fetch = (url, init) => String(url).endsWith("/compose/generate")
+  ? realFetch("/api/v1/generations", {...init, headers: {...init.headers, Authorization: `Bearer ${key}`},
+      body: JSON.stringify({prompt: "Product: cedar cutting board.\\nProduct description:", max_tokens: 1, stream: true})})
+  : realFetch(url, init);
+"""
+
+
+def test_a_one_token_run_ends_done_with_the_servers_count(browser, editor_server):
+    """tokens_per_second is null for one token; the page once threw on it and said "Connection lost"."""
+    open_compose(browser, editor_server)
+    browser.execute_script(ONE_TOKEN, editor_server.api_key)
+    fill(browser)
+    browser.find_element(By.ID, "generate").click()
+    assert wait_state(browser, timeout=120) == "done", browser.find_element(By.ID, "status-text").text
+    done = wire_done(browser)
+    assert done["usage"]["completion_tokens"] == 1 and done["timings"]["tokens_per_second"] is None
+    assert shown_tokens(browser) == 1
+    assert browser.find_element(By.ID, "status").get_attribute("data-completion-tokens") == "1"
+    assert browser.find_element(By.ID, "status-text").text.startswith("Done: 1 token in ")
+    assert not browser.find_element(By.ID, "banner").is_displayed()
+    (accepted,) = sse_events(browser.execute_script("return window.__raw"), "accepted")
+    request_id = accepted["request_id"]
+    assert editor_server.row(request_id)["output_tokens"] == 1
+
+
 def test_history_lists_the_generations(browser, editor_server, screenshot):
     browser.get(f"{editor_server.url}/history")
     cells = browser.find_elements(By.CSS_SELECTOR, "table.history tbody tr")
@@ -256,5 +380,26 @@ def test_killed_connection_shows_the_incomplete_banner(browser, tmp_path, screen
         assert browser.find_element(By.ID, "retry").is_displayed()
         assert output_text(browser).strip()  # the partial text is kept
         screenshot("connection-lost")
+    finally:
+        stop(server)
+
+
+def test_a_run_that_writes_nothing_ends_done_with_the_servers_count(browser, tmp_path):
+    """Zero tokens (the scripted backend with an empty script): no rate and no first token."""
+    server = start_editor_server(tmp_path, SLUICE_BACKEND=SCRIPTED_BACKEND, SLUICE_TEST_SCRIPT="[]")
+    try:
+        open_compose(browser, server)
+        fill(browser)
+        browser.find_element(By.ID, "generate").click()
+        assert wait_state(browser, timeout=60) == "done", browser.find_element(By.ID, "status-text").text
+        done = wire_done(browser)
+        assert done["usage"]["completion_tokens"] == 0 and done["timings"]["tokens_per_second"] is None
+        assert done["timings"]["ttft_ms"] is None
+        assert shown_tokens(browser) == 0
+        assert browser.find_element(By.ID, "status").get_attribute("data-completion-tokens") == "0"
+        assert not browser.find_element(By.ID, "banner").is_displayed()
+        assert output_text(browser) == ""
+        row = web_rows(server)[0]
+        assert row["status"] == "completed" and row["output_tokens"] == 0
     finally:
         stop(server)

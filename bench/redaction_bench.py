@@ -1,8 +1,9 @@
-"""Redaction benchmark: corpus precision/recall and 4 KB prompt latency.
+"""Redaction benchmark: 4 KB prompt latency of redact() and detect(), interleaved with a baseline.
 
 Run: python bench/redaction_bench.py [--runs 2000] [--no-presidio]
 Compares with presidio-analyzer's pattern recognizers (no NLP model) when
-that package is importable; otherwise says so and carries on.
+that package is importable; otherwise says so and carries on. Precision and
+recall per type come from ``python -m tests.redaction.evaluation``.
 """
 from __future__ import annotations
 
@@ -19,13 +20,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from redaction import Policy, TermMatcher, detect, redact  # noqa: E402
-from redaction.evaluation import evaluate, load_corpus  # noqa: E402
 from redaction.phones import clear_cache as clear_phone_cache  # noqa: E402
 from redaction.requests import DEFAULT_FIELD_POLICIES  # noqa: E402  (plain data; Django stays unconfigured)
 from redaction.spans import Span  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "redaction_corpus.jsonl"
-PRESIDIO_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS")
+EVAL_CORPUS = ROOT / "tests" / "data" / "redaction_eval_dev.jsonl"
+
+
+def load_corpus(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
 
 
 def build_prompts(records: list[dict], n: int, size: int = 4096, seed: int = 7, labelled_every: int = 1) -> list[str]:
@@ -97,20 +102,6 @@ def interleaved(rows: dict[str, tuple], prompts: list[str], runs: int) -> dict[s
     return samples
 
 
-def print_scores(title: str, records: list[dict], predict, types=None) -> dict:
-    """Print precision/recall per type; return {type: [P, R]} (exact bounds)."""
-    print(f"\n{title}")
-    print(f"  {'type':<18} {'P(exact)':>9} {'R(exact)':>9} {'P(overlap)':>11} {'R(overlap)':>11} {'gold':>5}")
-    exact, overlap = evaluate(records, predict, "exact"), evaluate(records, predict, "overlap")
-    for type_ in sorted(exact.scores):
-        if types and type_ not in types:
-            continue
-        e, o = exact.scores[type_], overlap.scores[type_]
-        print(f"  {type_:<18} {e.precision:9.3f} {e.recall:9.3f} {o.precision:11.3f} {o.recall:11.3f} {e.tp + e.fn:5d}")
-    return {t: [round(exact.scores[t].precision, 3), round(exact.scores[t].recall, 3)] for t in sorted(exact.scores)
-            if not types or t in types}
-
-
 def presidio_recognizers():
     """Presidio's pattern recognizers for the types both libraries cover, or an error string."""
     try:
@@ -155,9 +146,6 @@ def main() -> None:
           f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     report = {"machine": f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} before",
               "python": sys.version.split()[0], "runs": args.runs, "latency_ms": {}}
-    report["precision_recall"] = print_scores(
-        "redaction.detect (span match: same type; exact bounds / any overlap)", records,
-        lambda r: detect(r["text"], terms=TermMatcher([tuple(t) for t in r.get("terms", [])])))
 
     policy = Policy()  # redact every type, as the editor's internal notes do
     prompt_policy = Policy.coerce(DEFAULT_FIELD_POLICIES["prompt"])  # the native API's prompt field
@@ -198,8 +186,6 @@ def main() -> None:
     if isinstance(recognizers, str):
         print(f"\n{recognizers}; skipping the comparison")
         return
-    print_scores("presidio-analyzer pattern recognizers (score >= 0.3), same corpus", records,
-                 lambda r: presidio_detect(recognizers, r["text"]), PRESIDIO_TYPES)
     runs = min(args.runs, 300)
     ours = lambda t: detect(t)  # noqa: E731
     theirs = lambda t: presidio_detect(recognizers, t)  # noqa: E731

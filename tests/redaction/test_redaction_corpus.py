@@ -9,7 +9,7 @@ import phonenumbers
 import pytest
 
 from redaction import TermMatcher, detect
-from redaction.evaluation import evaluate, load_corpus
+from tests.redaction.evaluation import evaluate, load_corpus
 from redaction.pii import iban_valid, luhn_ok
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "redaction_corpus.jsonl"

@@ -114,7 +114,7 @@ def test_allowed_types_are_skipped_without_changing_the_result():
     import random
     from pathlib import Path
 
-    from redaction.evaluation import load_corpus
+    from tests.redaction.evaluation import load_corpus
     from redaction.spans import BUILTIN_TYPES
 
     records = load_corpus(Path(__file__).resolve().parents[1] / "data" / "redaction_corpus.jsonl")

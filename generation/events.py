@@ -36,17 +36,24 @@ class Started(Event):
 @dataclass(frozen=True)
 class Delta(Event):
     """Output text. `marks` lists [start, end, kind, type] spans of `text` that were restored
-    from placeholders (kind "restored") or masked by the output guard (kind "masked")."""
+    from placeholders (kind "restored") or masked by the output guard (kind "masked");
+    `tokens` is how many completion tokens the model has produced so far."""
 
     text: str
     marks: tuple = ()
+    tokens: int = 0
     name = "delta"
 
     def data(self) -> dict:
-        return {"text": self.text, "marks": [list(mark) for mark in self.marks]} if self.marks else {"text": self.text}
+        data: dict = {"text": self.text}
+        if self.marks:
+            data["marks"] = [list(mark) for mark in self.marks]
+        if self.tokens:
+            data["tokens"] = self.tokens
+        return data
 
     @classmethod
-    def from_segments(cls, segments) -> "Delta | None":
+    def from_segments(cls, segments, tokens: int = 0) -> "Delta | None":
         """One delta from redaction segments, or None when they hold no text."""
         parts, marks, offset = [], [], 0
         for segment in segments:
@@ -55,7 +62,7 @@ class Delta(Event):
                 marks.append((offset, offset + len(segment.text), kind, segment.type))
             parts.append(segment.text)
             offset += len(segment.text)
-        return cls("".join(parts), tuple(marks)) if offset else None
+        return cls("".join(parts), tuple(marks), tokens) if offset else None
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,9 @@ async def readyz(request):
     }
     ready = checks["model"] and checks["database"] and not checks["draining"]
     body = {"status": "ready" if ready else "not_ready", "checks": checks, "scheduler": get_scheduler().snapshot()}
-    return JsonResponse(body, status=200 if ready else 503, headers=NO_STORE)
+    response = JsonResponse(body, status=200 if ready else 503, headers=NO_STORE)
+    response._has_been_logged = True  # noqa: SLF001 - not ready is an answer, not a server error
+    return response
 
 
 async def database_reachable() -> bool:

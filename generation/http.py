@@ -19,8 +19,28 @@ logger = logging.getLogger(__name__)
 # What can refuse a generation before its response starts.
 REFUSALS = (RequestInvalid, QueueFull, BackendError, FileNotFoundError)
 
+ErrorShape = Callable[..., JsonResponse]
+
 # Native codes that OpenAI clients know by another name.
 OPENAI_CODES = {"unauthorized": "invalid_api_key"}
+
+
+# Timeouts that a retry would only repeat: the same request stalls or runs as long again.
+_FINAL_TIMEOUTS = ("stall", "total")
+
+
+def error_response(status: int, error: dict, headers=None) -> JsonResponse:
+    """A JSON error with the headers clients act on. `x-should-retry: false` (honoured by the
+    official OpenAI SDKs, which otherwise retry 408, 409 and 5xx) marks an answer that a retry
+    would only repeat or turn into a second generation. Expected refusals (503, 429) are
+    logged here at WARNING instead of by Django at ERROR."""
+    response = JsonResponse({"error": error}, status=status, headers=headers)
+    if (status < 500 and status not in (408, 429)) or error.get("timeout_source") in _FINAL_TIMEOUTS:
+        response["x-should-retry"] = "false"
+    if status in (429, 503):
+        logger.warning("request refused: %s (%s)", error.get("code"), status)
+        response._has_been_logged = True  # noqa: SLF001 - Django's own flag: skip its ERROR line
+    return response
 
 
 def api_error(
@@ -31,24 +51,29 @@ def api_error(
     if param:
         error["param"] = param
     error.update(details)
-    return JsonResponse({"error": error}, status=status, headers=headers)
+    return error_response(status, error, headers)
 
 
 def openai_error(
     status: int, code: str, message: str, *, param: str | None = None, headers=None, **details
 ) -> JsonResponse:
     """The OpenAI error shape, for /v1: {"error": {"message", "type", "param", "code"[, details...]}}."""
-    error = openai_error_object(status, code, message, param=param, **details)
-    return JsonResponse({"error": error}, status=status, headers=headers)
+    return error_response(status, openai_error_object(status, code, message, param=param, **details), headers)
+
+
+def error_shape_for(path: str) -> ErrorShape | None:
+    """The error shape of the API route `path` belongs to, or None outside the APIs."""
+    if path == "/v1" or path.startswith("/v1/"):
+        return openai_error
+    if path.startswith("/api/"):
+        return api_error
+    return None
 
 
 def openai_error_object(status: int, code: str, message: str, *, param: str | None = None, **details) -> dict:
     """The inner object of an OpenAI error, also sent as a stream's last chunk."""
     kind = "server_error" if status >= 500 else "invalid_request_error"
     return {"message": message, "type": kind, "param": param, "code": OPENAI_CODES.get(code, code), **details}
-
-
-ErrorShape = Callable[..., JsonResponse]
 
 
 async def authenticate(request, *, allow_session: bool = True) -> services.Caller:

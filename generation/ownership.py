@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from . import metrics, rollups
 from .models import Generation, ServerProcess
+from .active import active_runs
 from .process import OWNER_ID
 from .services import log_generation
 
@@ -50,6 +51,7 @@ def _beat_forever() -> None:
             if not ServerProcess.objects.filter(owner=OWNER_ID).update(heartbeat_at=timezone.now()):
                 process_register()  # our row was pruned while we were stalled: come back
             generations_reconcile()  # rows of peers that died since the last beat
+            generations_sweep()  # runs of this process that lost their response
             rollups.seal_settled_hours(limit=SEAL_HOURS_PER_BEAT)  # the dashboard's tallies
         except Exception:  # noqa: BLE001 - a missed beat must not kill the thread
             logger.exception("process heartbeat failed")
@@ -101,3 +103,32 @@ def generations_reconcile() -> int:
         log_generation(row)
         metrics.observe_generation(row)
     return len(rows)
+
+
+def generations_sweep() -> int:
+    """Finish what this live process no longer serves, older than SLUICE_SWEEP_GRACE_SECONDS:
+    runs whose response was never iterated are closed as client disconnects, and rows it owns
+    with no run in memory become `interrupted / run_lost`. Returns how many rows it finished."""
+    grace = settings.SLUICE_SWEEP_GRACE_SECONDS
+    held = set()
+    for run in active_runs.all():
+        held.add(run.request_id)
+        if run.orphaned(grace):
+            run.close_soon()
+    now = timezone.now()
+    candidates = Generation.objects.filter(
+        owner=OWNER_ID, status__in=Generation.UNFINISHED_STATUSES, created_at__lt=now - timedelta(seconds=grace)
+    )
+    lost = [row for row in candidates if row.request_id not in held]
+    for row in lost:
+        row.status = Generation.Status.INTERRUPTED
+        row.finished_at = now
+        row.duration_ms = int((now - row.created_at).total_seconds() * 1000)
+        row.error_code = "run_lost"
+        fields = {name: getattr(row, name) for name in ("status", "finished_at", "duration_ms", "error_code")}
+        if Generation.objects.filter(pk=row.pk, status__in=Generation.UNFINISHED_STATUSES).update(**fields):
+            log_generation(row)
+            metrics.observe_generation(row)
+    if lost:
+        logger.warning("sweep finished %d generation row(s) this process no longer held", len(lost))
+    return len(lost)

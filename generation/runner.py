@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 import time
 import uuid
@@ -15,7 +16,6 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.utils import timezone
 
@@ -42,7 +42,13 @@ TIMEOUT_MESSAGES = {
 }
 
 
-_closing: set[asyncio.Task] = set()  # strong references to runs still being recorded
+_closing: set[asyncio.Future] = set()  # strong references to runs still being recorded
+
+
+def _keep_until_done(future: asyncio.Future) -> asyncio.Future:
+    _closing.add(future)
+    future.add_done_callback(_closing.discard)
+    return future
 
 
 @dataclass(frozen=True)
@@ -92,17 +98,23 @@ class GenerationRun:
         self._bridge: ThreadBridge | None = None
         self._accepted_at = time.monotonic()
         self._finished = False
+        self._close_task: asyncio.Future | None = None
+        self._consumed = False  # events() has started: its finally will close the run
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._output_masked: dict[str, int] = {}
 
     async def open(self) -> None:
         """Take a queue place (QueueFull propagates) and create the row. With a free slot
         the model starts first, so the row insert overlaps prompt processing."""
+        self._loop = asyncio.get_running_loop()
         self._ticket = self.scheduler.enqueue()
-        self._bridge = ThreadBridge(asyncio.get_running_loop())
+        self._bridge = ThreadBridge(self._loop)
         if self._ticket.slot is not None:
             self._start_worker()
-        try:
-            self.record = await services.generation_accept(
+        # The insert is shielded: a client that hangs up while it runs cancels this coroutine
+        # but not the insert, and the row it leaves must still be finished.
+        accept = asyncio.ensure_future(
+            services.generation_accept(
                 request_id=self.request_id,
                 caller=self.caller,
                 channel=self.channel,
@@ -113,6 +125,13 @@ class GenerationRun:
                 accepted_at=self._wall_clock(self._accepted_at),
                 started_at=self._wall_clock(self._worker_started_at) if self._worker is not None else None,
             )
+        )
+        try:
+            self.record = await asyncio.shield(accept)
+        except asyncio.CancelledError:
+            self.request_cancel(Reason.CLIENT_DISCONNECT)
+            _keep_until_done(asyncio.ensure_future(self._finish_after_insert(accept)))
+            raise
         except BaseException:
             if self._worker is None:
                 self.scheduler.withdraw(self._ticket)
@@ -120,6 +139,16 @@ class GenerationRun:
                 self.cancel_flag.set()  # the worker stops within a token and frees its slot
             raise
         active_runs.add(self)
+
+    async def _finish_after_insert(self, accept: asyncio.Future) -> None:
+        """The client left while the row was being inserted: record the disconnect on it."""
+        try:
+            self.record = await accept
+        except Exception:  # noqa: BLE001 - no row was written, so there is nothing to finish
+            if self._worker is None:
+                self.scheduler.withdraw(self._ticket)
+            return
+        await self.close()
 
     def request_cancel(self, reason: str = "", *, timeout_source: str = "") -> bool:
         """Ask the run to stop (first reason wins). Safe from the loop that owns the run."""
@@ -135,8 +164,10 @@ class GenerationRun:
     async def events(self) -> AsyncIterator[Event]:
         """The native event sequence; exactly one terminal event unless the client leaves."""
         assert self.record is not None, "open() first"
+        self._consumed = True
         outcome: services.Outcome | None = None
         first_token_at: float | None = None
+        tokens = 0
         try:
             yield Accepted(str(self.request_id), self.backend.info.name, self._ticket.position)
             if self._worker is None:
@@ -162,13 +193,14 @@ class GenerationRun:
                 texts = []
                 while isinstance(item, TokenText):
                     texts.append(item.text)
+                    tokens = item.tokens
                     last_token = item.at
                     first_token_at = first_token_at or item.at
                     item = bridge.get_nowait()  # coalesce what arrived while we were busy
-                if texts and (delta := Delta.from_segments(output.feed("".join(texts)))):
+                if texts and (delta := Delta.from_segments(output.feed("".join(texts)), tokens)):
                     yield delta
                 if isinstance(item, WorkerResult):
-                    if delta := Delta.from_segments(output.flush()):
+                    if delta := Delta.from_segments(output.flush(), item.completion_tokens):
                         yield delta
                     self._output_masked = output.masked_counts
                     outcome, terminal = self._final_outcome(item, started, first_token_at, last_token)
@@ -177,10 +209,7 @@ class GenerationRun:
         finally:
             # Shielded: a client that hangs up just after the terminal event cancels this task
             # while the row is being finished, and the record must still be written.
-            closing = asyncio.ensure_future(self._close(outcome, first_token_at))
-            _closing.add(closing)
-            closing.add_done_callback(_closing.discard)
-            await asyncio.shield(closing)
+            await asyncio.shield(self.close(outcome, first_token_at))
 
     async def _wait_for_slot(self) -> AsyncIterator[Event]:
         deadline = self._accepted_at + self.limits.queue_timeout
@@ -268,6 +297,8 @@ class GenerationRun:
         return outcome, Cancelled(reason)
 
     def _outcome(self, status, result, first_token_at, **fields) -> services.Outcome:
+        if first_token_at is None and result is not None:
+            first_token_at = result.first_token_at  # produced, but the client left before seeing it
         ttft_ms = int((first_token_at - self._accepted_at) * 1000) if first_token_at else None
         return services.Outcome(
             status=status,
@@ -281,10 +312,14 @@ class GenerationRun:
             **fields,
         )
 
+    def close(self, outcome: services.Outcome | None = None, first_token_at: float | None = None) -> asyncio.Future:
+        """Stop the model if it still runs, give back the slot, record the end (once).
+        Without an outcome the client went away. Every caller gets the same task."""
+        if self._close_task is None:
+            self._close_task = _keep_until_done(asyncio.ensure_future(self._close(outcome, first_token_at)))
+        return self._close_task
+
     async def _close(self, outcome: services.Outcome | None, first_token_at: float | None) -> None:
-        """Stop the model if it still runs, give back the slot, record the end. Idempotent."""
-        if self._finished:
-            return
         try:
             if self._worker is None and self._ticket is not None:
                 # Never started (cancelled, timed out or gone while queued): leave the queue,
@@ -303,11 +338,22 @@ class GenerationRun:
             self._finished = True
             active_runs.discard(self)
 
-    def abandon(self) -> None:
-        """Safety net for a response that was never iterated (the client left before the
-        first byte): free the queue place and record the disconnect. Called from a thread."""
-        if not self._finished and self.record is not None:
-            async_to_sync(self._close)(None, None)
+    def close_soon(self) -> None:
+        """Thread-safe safety net for a run whose response will never be iterated (the client
+        left before the first byte): schedule its close as a client disconnect."""
+        if self.record is not None and not self._consumed and self._loop is not None and not self._loop.is_closed():
+            # A fresh context: the caller's (a sync_to_async thread) would make the close's own
+            # database calls think they are nested in it, and asgiref refuses that as a deadlock.
+            self._loop.call_soon_threadsafe(self.close, context=contextvars.Context())
+
+    def orphaned(self, grace: float) -> bool:
+        """Open for over `grace` seconds, yet its response was never iterated."""
+        return (
+            self.record is not None
+            and not self._consumed
+            and self._close_task is None
+            and time.monotonic() - self._accepted_at > grace
+        )
 
     @staticmethod
     def _ms_since(start: float) -> int:

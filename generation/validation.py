@@ -3,6 +3,7 @@ the values sent (a prompt must not come back in an error)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -65,11 +66,44 @@ def parse_json_body(body: bytes, content_type: str) -> dict:
         raise RequestInvalid(400, "invalid_encoding", "The request body is not valid UTF-8.") from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise _too_deep() from None
     except ValueError:
         raise RequestInvalid(400, "invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise RequestInvalid(400, "invalid_json", "The request body must be a JSON object.")
+    check_json_values(data)
     return data
+
+
+MAX_JSON_DEPTH = 16  # the deepest valid body (chat content parts) is four levels
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_json_values(data: dict) -> None:
+    """Refuse what JSON allows but no field can use: nesting past MAX_JSON_DEPTH, and lone
+    surrogate escapes ("\\ud800"), which are not text and cannot be encoded for the model.
+    Iterative, so no body can exhaust the stack."""
+    pending: list[tuple[object, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise RequestInvalid(
+                    400, "invalid_encoding", "The request body contains a lone surrogate escape, which is not text."
+                )
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise _too_deep()
+            items = value.items() if isinstance(value, dict) else ((None, item) for item in value)
+            for key, item in items:
+                pending.append((item, depth + 1))
+                if key is not None:
+                    pending.append((key, depth + 1))
+
+
+def _too_deep() -> RequestInvalid:
+    return RequestInvalid(400, "invalid_json", f"The request body is nested more than {MAX_JSON_DEPTH} levels deep.")
 
 
 def validate_generation(data: dict) -> GenerationInput:
@@ -131,6 +165,17 @@ def check_context(prompt_tokens: int, max_tokens: int, context_length: int) -> N
         )
 
 
+# Field names an error may repeat back: those of any Sluice or OpenAI API body. Any other
+# unknown name is input and is not echoed.
+KNOWN_FIELD_NAMES = frozenset(
+    """prompt messages model max_tokens max_completion_tokens temperature top_p top_k min_p stop seed
+    stream stream_options include_usage include_obfuscation role content name type text n user
+    metadata store logprobs top_logprobs tools tool_choice functions function_call response_format
+    frequency_penalty presence_penalty logit_bias best_of echo suffix modalities audio prediction
+    web_search_options reasoning_effort service_tier parallel_tool_calls refusal annotations
+    tool_calls repeat_penalty grammar json_schema resumable fields policies""".split()
+)
+
 # Words for fields whose type is a union, where pydantic's own words would name one member.
 FIELD_WORDS = {"stop": "a string or a list of strings"}
 _BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
@@ -142,7 +187,10 @@ def validation_error(exc: ValidationError, field_words: dict[str, str] = FIELD_W
     error = exc.errors(include_input=False, include_url=False)[0]
     kind, context, loc = error["type"], error.get("ctx") or {}, error["loc"]
     if kind == "extra_forbidden":
-        name = str(loc[-1])[:40]
+        name = str(loc[-1])
+        if name not in KNOWN_FIELD_NAMES:  # a name is input too, and may carry data: do not echo it
+            parent = field_path(loc[:-1]) if len(loc) > 1 else None
+            return RequestInvalid(400, "invalid_request", "The request has an unknown field.", parent)
         field = f"{field_path(loc[:-1])}.{name}" if len(loc) > 1 else name
         return RequestInvalid(400, "invalid_request", f"Unknown field '{field}'.", field)
     field = field_path(loc)

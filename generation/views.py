@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import weakref
 
 from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
@@ -29,10 +30,13 @@ class RunStreamingResponse(StreamingHttpResponse):
             headers={**SSE_HEADERS, "X-Request-ID": str(run.request_id)},
         )
         self._run = run
+        # A response dropped unsent (the client left while middleware still held it) is
+        # never closed by Django: its run is then closed when the response is collected.
+        weakref.finalize(self, run.close_soon)
 
     def close(self) -> None:
         super().close()
-        self._run.abandon()
+        self._run.close_soon()
 
 
 @csrf_exempt

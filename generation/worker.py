@@ -20,6 +20,7 @@ class TokenText:
 
     text: str
     at: float  # time.monotonic() when the token was produced
+    tokens: int  # completion tokens the model has produced so far, this one included
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class WorkerResult:
     completion_tokens: int
     tokens_after_cancel: int
     error_code: str = ""
+    first_token_at: float | None = None  # time.monotonic() of the first token, seen or not
 
 
 class StopSequences:
@@ -78,14 +80,19 @@ def run_model(
 ) -> WorkerResult:
     """Run one generation to its end in the calling (worker) thread."""
     produced = after_cancel = 0
+    first_token_at: float | None = None
     stops = StopSequences(params.stop)
+
+    def result(finish: str, error_code: str = "") -> WorkerResult:
+        return WorkerResult(finish, produced, after_cancel, error_code, first_token_at)
+
     stream = backend.generate(
         slot=slot, prompt_tokens=prompt_tokens, params=params, cancel=cancel, cache_owner=cache_owner
     )
     try:
         while True:
             if cancel.is_set():
-                return WorkerResult("cancelled", produced, after_cancel)
+                return result("cancelled")
             if produced >= params.max_tokens:
                 finish = "length"
                 break
@@ -93,28 +100,29 @@ def run_model(
                 piece = next(stream)
             except StopIteration:
                 if cancel.is_set():  # the backend stopped during prompt processing
-                    return WorkerResult("cancelled", produced, after_cancel)
+                    return result("cancelled")
                 finish = "stop"
                 break
             produced += 1
+            first_token_at = first_token_at or time.monotonic()
             if cancel.is_set():  # this token was computed after the cancel was asked
                 after_cancel += 1
-                return WorkerResult("cancelled", produced, after_cancel)
+                return result("cancelled")
             text, hit_stop = stops.feed(piece)
             if text:
-                emit(TokenText(text, time.monotonic()))
+                emit(TokenText(text, time.monotonic(), produced))
             if hit_stop:
-                return WorkerResult("stop", produced, after_cancel)
+                return result("stop")
         tail = stops.flush()
         if tail:
-            emit(TokenText(tail, time.monotonic()))
-        return WorkerResult(finish, produced, after_cancel)
+            emit(TokenText(tail, time.monotonic(), produced))
+        return result(finish)
     except BackendError:
         logger.exception("model backend failed")  # BackendError messages are operational only
-        return WorkerResult("error", produced, after_cancel, error_code="backend_error")
+        return result("error", "backend_error")
     except Exception as exc:  # noqa: BLE001 - the stream must still end with a terminal event
         # Frames only: an exception message might quote data it was handed.
         logger.error("model worker crashed: %s\n%s", type(exc).__name__, "".join(traceback.format_tb(exc.__traceback__)))
-        return WorkerResult("error", produced, after_cancel, error_code="internal_error")
+        return result("error", "internal_error")
     finally:
         stream.close()

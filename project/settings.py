@@ -151,8 +151,11 @@ SLUICE_SHUTDOWN_GRACE_SECONDS = env.float("SLUICE_SHUTDOWN_GRACE_SECONDS", defau
 SLUICE_PRELOAD_MODEL = env.bool("SLUICE_PRELOAD_MODEL", default=True)
 SLUICE_API_KEY_CACHE_SECONDS = env.float("SLUICE_API_KEY_CACHE_SECONDS", default=30.0)
 SLUICE_OWNER_HEARTBEAT_SECONDS = env.float("SLUICE_OWNER_HEARTBEAT_SECONDS", default=10.0)
+SLUICE_SWEEP_GRACE_SECONDS = env.float("SLUICE_SWEEP_GRACE_SECONDS", default=60.0)  # see generations_sweep
 SLUICE_OWNER_TIMEOUT_SECONDS = env.float("SLUICE_OWNER_TIMEOUT_SECONDS", default=45.0)  # a process silent this long is dead
-SLUICE_METRICS_TOKEN = env("SLUICE_METRICS_TOKEN", default="")  # empty: /metrics answers localhost only
+SLUICE_METRICS_TOKEN = env("SLUICE_METRICS_TOKEN", default="")  # empty: direct localhost clients only
+# The address `serve --host` listens on (it sets this); /metrics needs its token when it is not loopback.
+SLUICE_BIND_HOST = env("SLUICE_BIND_HOST", default="127.0.0.1")
 SLUICE_RETENTION_DAYS = env.int("SLUICE_RETENTION_DAYS", default=90)  # prune_generations default
 
 # Redaction. Per-field policy overrides as JSON, e.g. {"prompt": {"PRICE": "redact"}};
@@ -180,5 +183,7 @@ LOGGING = {
     "loggers": {
         "sluice.generation": {"handlers": ["generation"], "level": "INFO", "propagate": False},
         "django.channels.server": {"level": "WARNING"},
+        # Its message quotes the refused Host value; project.errors logs the refusal instead.
+        "django.security.DisallowedHost": {"handlers": [], "level": "CRITICAL", "propagate": False},
     },
 }

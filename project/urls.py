@@ -14,3 +14,8 @@ urlpatterns = [
     re_path(r"^v1$", openai_not_found),
     path("", include("generation.page_urls")),
 ]
+
+handler400 = "project.errors.bad_request"
+handler403 = "project.errors.permission_denied"
+handler404 = "project.errors.not_found"
+handler500 = "project.errors.server_error"

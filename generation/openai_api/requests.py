@@ -131,10 +131,13 @@ def validate_chat(data: dict) -> OpenAIRequest:
 def validate_completion(data: dict) -> OpenAIRequest:
     """POST /v1/completions (legacy): one prompt string."""
     _refuse_unsupported(data, COMPLETION_NEUTRAL)
-    if isinstance(data.get("prompt"), list):
-        raise RequestInvalid(
-            400, "invalid_request", "'prompt' must be a string: lists and token arrays are not supported.", "prompt"
-        )
+    if isinstance(prompt := data.get("prompt"), list):
+        if len(prompt) != 1 or not isinstance(prompt[0], str):
+            raise RequestInvalid(
+                400, "invalid_request", "'prompt' must be a string or a list of exactly one string: this server "
+                "makes one completion per request, and token arrays are not supported.", "prompt"
+            )
+        data = {**data, "prompt": prompt[0]}  # langchain's OpenAI class always sends a list
     body = _parse(CompletionBody, data)
     if not body.prompt.strip():
         raise RequestInvalid(400, "invalid_request", "'prompt' must not be empty.", "prompt")

@@ -51,10 +51,13 @@ async def call(
     body: bytes | dict | None = None,
     headers: dict | None = None,
     hang_up_when=None,
+    hang_up_after: float | None = None,
+    hang_up_on: asyncio.Event | None = None,
     timeout: float = 20.0,
 ) -> AsgiResult:
     """Send one request. `hang_up_when(result)` is checked after every body chunk; when it
-    returns True the client disconnects (an ASGI http.disconnect)."""
+    returns True the client disconnects (an ASGI http.disconnect). `hang_up_after` seconds
+    disconnects whatever the response is doing by then; so does setting `hang_up_on`."""
     if isinstance(body, dict):
         body = json.dumps(body).encode()
     headers = {"content-type": "application/json", **(headers or {})}
@@ -96,6 +99,11 @@ async def call(
             if not message.get("more_body"):
                 hung_up.set()
 
+    if hang_up_after is not None:
+        asyncio.get_running_loop().call_later(hang_up_after, hung_up.set)
+    if hang_up_on is not None:
+        relay = asyncio.ensure_future(hang_up_on.wait())
+        relay.add_done_callback(lambda _: hung_up.set())
     await asyncio.wait_for(application()(scope, receive, send), timeout)
     return result
 

@@ -38,7 +38,13 @@ BAD_BODIES = [
     (ok(stop=[""]), 400, "invalid_request", "stop"),
     (ok(seed=-1), 400, "invalid_request", "seed"),
     (ok(stream="yes"), 400, "invalid_request", "stream"),
-    (ok(unknown_field=1), 400, "invalid_request", "unknown_field"),
+    (ok(unknown_field=1), 400, "invalid_request", None),
+    (ok(**{CANARY: 1}), 400, "invalid_request", None),
+    (ok(messages=[]), 400, "invalid_request", "messages"),  # a known name, in the wrong API: named
+    (b'{"prompt": "hello \\ud800 ' + CANARY.encode() + b'"}', 400, "invalid_encoding", None),
+    (b'{"prompt": "hi", "\\udfff": 1}', 400, "invalid_encoding", None),
+    (b'{"prompt": "hi", "stop": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "invalid_json", None),
+    (b'{"prompt": "hi", "stop": ' + b"[" * 40 + b"]" * 40 + b"}", 400, "invalid_json", None),
     ({"prompt": CANARY * 2000}, 413, "prompt_too_large", "prompt"),
 ]
 
@@ -52,7 +58,59 @@ async def test_bad_input_is_a_clear_json_error(scripted, auth_headers, body, sta
     assert error["code"] == code and error["message"]
     assert error.get("param") == param
     assert CANARY not in result.body.decode("utf-8", "replace")
+    assert result.headers["x-should-retry"] == "false"  # the official SDKs would retry some 4xx
     assert await Generation.objects.acount() == 0
+
+
+async def test_an_escaped_surrogate_pair_is_still_text(scripted, auth_headers):
+    result = await call(URL, body=b'{"prompt": "smile \\ud83d\\ude00", "stream": false}', headers=auth_headers)
+    assert result.status == 200, result.body
+
+
+async def test_unknown_field_names_are_not_echoed(scripted, auth_headers):
+    result = await call(URL, body=ok(**{f"note {CANARY}": 1}), headers=auth_headers)
+    error = result.json()["error"]
+    assert result.status == 400 and error["message"] == "The request has an unknown field."
+    assert CANARY not in result.body.decode()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/generations/not-a-uuid/cancel",
+        f"/api/v1/generations/{CANARY}/cancel",
+        "/api/v1/nothing-here",
+        "/api/v2/generations",
+    ],
+)
+async def test_django_404s_under_the_api_are_json(scripted, auth_headers, path):
+    result = await call(path, headers=auth_headers)
+    assert result.status == 404 and result.headers["content-type"] == "application/json"
+    assert result.json()["error"]["code"] == "not_found"
+    assert CANARY not in result.body.decode()
+
+
+async def test_a_bad_host_header_is_a_json_400_and_its_value_is_not_logged(scripted, auth_headers, caplog):
+    host = f"{CANARY.lower()}.example"
+    result = await call(URL, body=ok(), headers={**auth_headers, "host": host})
+    assert result.status == 400 and result.headers["content-type"] == "application/json"
+    assert result.json()["error"]["code"] == "bad_request"
+    assert not [r for r in caplog.records if r.levelno >= 40]
+    assert CANARY.lower() not in caplog.text.lower()
+    assert await Generation.objects.acount() == 0
+
+
+async def test_overload_503_is_retryable_and_not_logged_as_an_error(scripted, auth_headers, caplog, settings):
+    from generation.active import active_runs
+
+    active_runs.draining = True
+    try:
+        result = await call(URL, body=ok(), headers=auth_headers)
+    finally:
+        active_runs.draining = False
+    assert result.status == 503 and result.headers["retry-after"]
+    assert "x-should-retry" not in result.headers
+    assert not [r for r in caplog.records if r.levelno >= 40]
 
 
 async def test_prompt_plus_max_tokens_over_the_context_is_rejected(scripted, auth_headers):

@@ -125,10 +125,31 @@ def test_endpoint_refuses_remote_clients_without_a_token(client, settings):
     assert client.get("/metrics", REMOTE_ADDR="::1").status_code == 200
 
 
+@pytest.mark.parametrize(
+    "header", ["HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP", "HTTP_X_FORWARDED_HOST"]
+)
+def test_a_request_through_a_proxy_on_this_host_needs_the_token(client, settings, header):
+    settings.SLUICE_METRICS_TOKEN = ""
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", **{header: "203.0.113.9"}).status_code == 403
+
+
+def test_a_server_bound_beyond_loopback_needs_the_token_unless_debug(client, settings):
+    settings.SLUICE_METRICS_TOKEN = ""
+    settings.SLUICE_BIND_HOST = "0.0.0.0"
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
+    settings.DEBUG = True
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+    settings.DEBUG = False
+    settings.SLUICE_BIND_HOST = "::1"
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+
+
 def test_endpoint_with_a_token(client, settings):
     settings.SLUICE_METRICS_TOKEN = "s3cret-token"
     assert client.get("/metrics").status_code == 401  # localhost needs it too once set
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="s3cret-token").status_code == 401  # the scheme is required
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Basic s3cret-token").status_code == 401
     ok = client.get("/metrics", REMOTE_ADDR="10.1.2.3", HTTP_AUTHORIZATION="Bearer s3cret-token")
     assert ok.status_code == 200 and b"sluice_generations_total" in ok.content
 

@@ -117,6 +117,14 @@ async def test_legacy_completions_stream_and_json(scripted, auth_headers):
     assert whole["usage"]["completion_tokens"] == 4
 
 
+async def test_a_prompt_list_of_one_string_is_one_completion(scripted, auth_headers):
+    """langchain's OpenAI class always sends `prompt` as a list."""
+    body = {"model": "scripted", "prompt": ["Once upon"], "max_tokens": 8}
+    whole = (await call(COMPLETIONS, body=body, headers=auth_headers)).json()
+    assert whole["choices"][0]["text"] == "Hello, world." and len(whole["choices"]) == 1
+    assert scripted.prompts[-1] == "Once upon"
+
+
 async def test_keep_alive_comments_while_the_model_is_quiet(scripted, auth_headers, settings):
     settings.SLUICE_HEARTBEAT_SECONDS = 0.05
     scripted.token_delay = 0.12

@@ -51,7 +51,13 @@ BAD_CHATS = [
      400, "unsupported_value", "messages[0].content[0].type"),
     (chat(user(CANARY), {"role": "assistant", "content": None, "tool_calls": [{"id": CANARY}]}),
      400, "unsupported_parameter", "messages[1].tool_calls"),
-    (chat({"role": "user", "content": CANARY, "colour": CANARY}), 400, "invalid_request", "messages[0].colour"),
+    (chat({"role": "user", "content": CANARY, "colour": CANARY}), 400, "invalid_request", "messages[0]"),
+    (chat({"role": "user", "content": CANARY, CANARY: 1}), 400, "invalid_request", "messages[0]"),
+    (chat({"role": "user", "content": CANARY, "prompt": "x"}), 400, "invalid_request", "messages[0].prompt"),
+    (b'{"model": "scripted", "messages": [{"role": "user", "content": "hi \\ud800 ' + CANARY.encode() + b'"}]}',
+     400, "invalid_encoding", None),
+    (b'{"model": "scripted", "messages": [], "stop": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+     400, "invalid_json", None),
     (chat(tools=[{"type": "function", "function": {"name": CANARY}}]), 400, "unsupported_parameter", "tools"),
     (chat(functions=[{"name": CANARY}]), 400, "unsupported_parameter", "functions"),
     (chat(tool_choice="required"), 400, "unsupported_parameter", "tool_choice"),
@@ -62,7 +68,8 @@ BAD_CHATS = [
     (chat(frequency_penalty=0.5), 400, "unsupported_parameter", "frequency_penalty"),
     (chat(logit_bias={"42": 100}), 400, "unsupported_parameter", "logit_bias"),
     (chat(modalities=["text", "audio"]), 400, "unsupported_parameter", "modalities"),
-    (chat(surprise=CANARY), 400, "invalid_request", "surprise"),
+    (chat(surprise=CANARY), 400, "invalid_request", None),
+    (chat(**{CANARY: 1}), 400, "invalid_request", None),
     (chat(temperature=2.5), 400, "invalid_request", "temperature"),
     (chat(temperature="hot"), 400, "invalid_request", "temperature"),
     (chat(top_p=0), 400, "invalid_request", "top_p"),
@@ -89,6 +96,7 @@ BAD_CHATS = [
 async def test_bad_chat_requests_are_clear_openai_errors(scripted, auth_headers, body, status, code, param):
     result = await call(CHAT, body=body, headers=auth_headers)
     assert_openai_error(result, status, code, param)
+    assert result.headers["x-should-retry"] == "false"
     assert await Generation.objects.acount() == 0 and scripted.calls == []
 
 
@@ -96,6 +104,10 @@ BAD_COMPLETIONS = [
     ({"model": "scripted"}, 400, "invalid_request", "prompt"),
     ({"model": "scripted", "prompt": [CANARY, CANARY]}, 400, "invalid_request", "prompt"),
     ({"model": "scripted", "prompt": [101, 102]}, 400, "invalid_request", "prompt"),
+    ({"model": "scripted", "prompt": [101]}, 400, "invalid_request", "prompt"),
+    ({"model": "scripted", "prompt": []}, 400, "invalid_request", "prompt"),
+    ({"model": "scripted", "prompt": ["  "]}, 400, "invalid_request", "prompt"),
+    (b'{"model": "scripted", "prompt": ["\\udc00 ' + CANARY.encode() + b'"]}', 400, "invalid_encoding", None),
     ({"model": "scripted", "prompt": " \n "}, 400, "invalid_request", "prompt"),
     ({"model": "scripted", "prompt": CANARY, "echo": True}, 400, "unsupported_parameter", "echo"),
     ({"model": "scripted", "prompt": CANARY, "suffix": CANARY}, 400, "unsupported_parameter", "suffix"),

@@ -28,9 +28,11 @@ class Command(BaseCommand):
             raise CommandError("Static files are not collected: run `manage.py collectstatic` first (`make run` does).")
         from daphne.access import AccessLogGenerator
         from daphne.endpoints import build_endpoint_description_strings
-        from daphne.server import Server  # installs Twisted's asyncio reactor
         from twisted.internet import reactor
 
+        from project.http_server import Server  # installs Twisted's asyncio reactor
+
+        settings.SLUICE_BIND_HOST = host  # /metrics requires its token on a non-loopback bind
         from generation.ownership import process_unregister
         from generation.shutdown import drain
         from project.asgi import application

@@ -1,0 +1,45 @@
+"""daphne as Sluice runs it: a request that Twisted refuses before Django sees it (a malformed
+chunked body, a bad request line or header) is answered with a JSON error, like every other
+error under /api/ and /v1/."""
+from __future__ import annotations
+
+import json
+
+from daphne import server as daphne_server
+from daphne.http_protocol import HTTPFactory
+from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol
+
+# The native and OpenAI error shapes in one body: both clients find what they read in it.
+BAD_REQUEST_BODY = json.dumps(
+    {
+        "error": {
+            "code": "bad_request",
+            "message": "The request could not be parsed (check its framing and headers).",
+            "type": "invalid_request_error",
+            "param": None,
+        }
+    }
+).encode()
+
+
+class JsonBadRequestChannel(HTTPChannel):
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nx-should-retry: false\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(BAD_REQUEST_BODY), BAD_REQUEST_BODY)
+        )
+        self.loseConnection()
+
+
+def _json_bad_request_protocol(factory: HTTPFactory) -> _GenericHTTPChannelProtocol:
+    return _GenericHTTPChannelProtocol(JsonBadRequestChannel())
+
+
+class JsonErrorHTTPFactory(HTTPFactory):
+    protocol = _json_bad_request_protocol
+
+
+def Server(**kwargs) -> daphne_server.Server:
+    """daphne's Server, building its HTTP channels with JsonBadRequestChannel."""
+    daphne_server.HTTPFactory = JsonErrorHTTPFactory  # Server.run() builds its factory from this name
+    return daphne_server.Server(**kwargs)

@@ -1,0 +1,52 @@
+"""Answers a retry would only repeat carry `x-should-retry: false`, which the official
+OpenAI SDKs honour: a cancelled request is not silently run a second time."""
+import asyncio
+
+import httpx
+import openai
+import pytest
+
+from generation.models import Generation
+
+from .asgi_harness import application, call
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def sdk_client(api_key: str) -> openai.AsyncOpenAI:
+    transport = httpx.ASGITransport(app=application())
+    return openai.AsyncOpenAI(
+        base_url="http://127.0.0.1/v1", api_key=api_key, max_retries=2,
+        http_client=httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1"),
+    )
+
+
+async def running_request_id() -> str:
+    for _ in range(200):
+        row = await Generation.objects.filter(status="running").afirst()
+        if row is not None:
+            return str(row.request_id)
+        await asyncio.sleep(0.02)
+    raise AssertionError("no generation started")
+
+
+async def test_a_cancelled_completion_is_not_retried_by_the_openai_client(scripted, api_key, auth_headers):
+    scripted.token_delay = 0.05
+    scripted.script = ["word "] * 100
+    client = sdk_client(api_key[1])
+    completion = asyncio.ensure_future(client.completions.create(model="scripted", prompt="Copy", max_tokens=100))
+    request_id = await running_request_id()
+    cancel = await call(f"/api/v1/generations/{request_id}/cancel", headers=auth_headers)
+    assert cancel.status == 202
+    with pytest.raises(openai.ConflictError):
+        await completion
+    assert await Generation.objects.acount() == 1  # the SDK would retry a 409 without the header
+    row = await Generation.objects.aget()
+    assert (row.status, row.cancel_reason) == ("cancelled", "client_cancel")
+
+
+async def test_a_validation_error_is_not_retried(scripted, api_key):
+    client = sdk_client(api_key[1])
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.completions.create(model="scripted", prompt="Copy", max_tokens=10**7)
+    assert raised.value.response.headers["x-should-retry"] == "false"

@@ -1,0 +1,98 @@
+"""Hostile clients against the real server: hang-ups in the first 100 ms, malformed HTTP.
+Every run still ends terminal with its log line; every refusal under the APIs is JSON."""
+from __future__ import annotations
+
+import json
+import random
+import socket
+import time
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+CANARY = "ZX-CANARY-5120 supplier Veltrano"
+
+
+def raw_request(server, path: str, body: bytes, headers: dict | None = None) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", "Content-Type: application/json",
+             f"Authorization: Bearer {server.api_key}", f"Content-Length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+    return sock
+
+
+def read_all(sock: socket.socket) -> bytes:
+    sock.settimeout(30)
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_hang_ups_in_the_first_100ms_leave_no_row_unfinished(sluice_server):
+    rng = random.Random(11)
+    before = {row["request_id"] for row in sluice_server.rows()}
+    bodies = [
+        ("/api/v1/generations", {"prompt": "Copy for a cedar board:", "max_tokens": 30}),
+        ("/api/v1/generations", {"prompt": "Copy for a cedar board:", "max_tokens": 30, "stream": False}),
+        ("/v1/chat/completions", {"model": "gemma-3-270m-q4_k_m", "stream": True, "max_tokens": 30,
+                                  "messages": [{"role": "user", "content": "Copy for a cedar board."}]}),
+    ]
+    for index in range(45):
+        path, body = bodies[index % len(bodies)]
+        sock = raw_request(sluice_server, path, json.dumps(body).encode())
+        time.sleep(rng.uniform(0, 0.1))
+        sock.close()
+    time.sleep(0.5)
+    deadline = time.monotonic() + 30
+    while True:
+        rows = [row for row in sluice_server.rows() if row["request_id"] not in before]
+        if all(row["finished_at"] for row in rows) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert rows, "no request got as far as its row"
+    assert [row["status"] for row in rows if not row["finished_at"]] == []
+    assert {row["status"] for row in rows} <= {"completed", "cancelled"}
+    logged = {
+        json.loads(line)["request_id"].replace("-", "")
+        for line in sluice_server.log_path.read_text().splitlines()
+        if line.startswith('{"request_id"')
+    }
+    assert {row["request_id"] for row in rows} <= logged  # each with its one log line
+
+
+def test_a_malformed_chunked_body_is_a_json_400(sluice_server):
+    host, port = sluice_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            f"POST /api/v1/generations HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Transfer-Encoding: chunked\r\n\r\nZZ-{CANARY}\r\n{{}}\r\n".encode()
+        )
+        answer = read_all(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
+    assert json.loads(body)["error"]["code"] == "bad_request"
+    assert CANARY.encode() not in answer
+
+
+def test_a_bad_host_header_and_a_bad_id_are_json_and_the_host_is_not_logged(sluice_server):
+    bad_host = f"{CANARY.lower().replace(' ', '-')}.example"
+    response = httpx.post(
+        f"{sluice_server.url}/api/v1/generations", json={"prompt": "Hi"},
+        headers={**sluice_server.headers(), "Host": bad_host}, timeout=30,
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_request"
+    response = httpx.post(
+        f"{sluice_server.url}/v1/chat/completions", json={}, headers={**sluice_server.headers(), "Host": bad_host},
+        timeout=30,
+    )
+    assert response.status_code == 400 and set(response.json()["error"]) >= {"message", "type", "param", "code"}
+    response = httpx.post(
+        f"{sluice_server.url}/api/v1/generations/not-a-uuid/cancel", headers=sluice_server.headers(), timeout=30
+    )
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    log = sluice_server.log_path.read_text()
+    assert bad_host not in log and "ERROR django.security" not in log

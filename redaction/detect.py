@@ -5,6 +5,7 @@ from operator import itemgetter
 from typing import Collection
 
 from .commercial import scan_commercial_terms, scan_prices
+from .folding import fold
 from .phones import scan_phones
 from .pii import digit_runs, scan_cards, scan_emails, scan_ibans, scan_ips
 from .secrets import scan_secrets, scan_url_credentials
@@ -50,10 +51,19 @@ def scan(
     detectors it defers to run too (their spans block phone candidates, so the
     digits of an e-mail address never come back as a phone number), unreported.
 
-    The order of the detectors fixes the order of the raw candidates (e.g. for
-    phones' ``blocked``). They share one ``text.lower()`` (on non-ASCII text it
-    costs ~50 us for 4 KB) and one class string (see shadow.py).
+    Detectors see the text folded (folding.py: compatibility forms to ASCII,
+    invisible format characters dropped); the offsets returned are the original's.
     """
+    folded = fold(text)
+    if folded is None:
+        return _scan(text, terms, region, types)
+    return folded.map_cands(_scan(folded.text, terms, region, types))
+
+
+def _scan(text: str, terms: TermMatcher | None, region: str, types: Collection[str] | None) -> list[Cand]:
+    """:func:`scan` on text that needs no folding. The order of the detectors fixes the
+    order of the raw candidates (e.g. for phones' ``blocked``). They share one
+    ``text.lower()`` and one class string (see shadow.py)."""
     asked = None if types is None else frozenset(types)
     run = asked | _ABOVE_PHONE_BUILTIN if asked is not None and PHONE_NUMBER in asked else asked
 
@@ -76,14 +86,12 @@ def scan(
         out += scan_commercial_terms(text, low)
     if want(PRICE):
         out += scan_prices(text, low, cls)
-    if want(CREDIT_CARD) or want(PHONE_NUMBER):
-        runs = digit_runs(text, cls)
-        if want(CREDIT_CARD):
-            out += scan_cards(text, runs)
-        if want(PHONE_NUMBER):
-            # Every detector above outranks PHONE_NUMBER: let it skip their spans.
-            blocked = sorted([c for c in out if c[2] in _ABOVE_PHONE], key=_END)
-            out += scan_phones(text, region, blocked, runs)
+    if want(CREDIT_CARD):
+        out += scan_cards(text, cls)
+    if want(PHONE_NUMBER):
+        # Every detector above outranks PHONE_NUMBER: let it skip their spans.
+        blocked = sorted([c for c in out if c[2] in _ABOVE_PHONE], key=_END)
+        out += scan_phones(text, region, blocked, digit_runs(text, cls))
     if run != asked:
         out = [c for c in out if c[2] in asked]  # drop what ran only to block phones
     if terms:

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import bisect
 import re
-from typing import Callable, Iterable
+from typing import Iterable
 
-from .pii import find_cards
+from .detect import scan
 from .restore import Segment, merge_plain
-from .secrets import find_secrets
-from .spans import CREDIT_CARD, SECRET, Span, resolve_overlaps
+from .spans import CREDIT_CARD, SECRET, resolve_cands
 
 MASKS = {SECRET: "[REDACTED SECRET]", CREDIT_CARD: "[REDACTED CARD]"}
-_FINDERS: dict[str, Callable[[str], list[Span]]] = {SECRET: find_secrets, CREDIT_CARD: find_cards}
 DEFAULT_MAX_HOLDBACK = 1024
 
 _TOKEN_BEFORE_WS_RE = re.compile(r"\S+(?=\s)")
@@ -38,7 +36,7 @@ class OutputGuard:
     """
 
     def __init__(self, types: Iterable[str] = (SECRET, CREDIT_CARD), max_holdback: int = DEFAULT_MAX_HOLDBACK) -> None:
-        self._types = tuple(t for t in types if t in _FINDERS)
+        self._types = tuple(t for t in types if t in MASKS)
         if max_holdback < 64:
             raise ValueError("max_holdback must be at least 64")
         self._max = max_holdback
@@ -93,15 +91,15 @@ class OutputGuard:
     def _mask(self, text: str) -> list[Segment]:
         if not text:
             return []
-        spans = resolve_overlaps(s for t in self._types for s in _FINDERS[t](text))
+        spans = resolve_cands(scan(text, types=self._types)) if self._types else []
         if not spans:
             return [Segment(text)]
         out: list[Segment] = []
         pos = 0
-        for span in spans:
-            out.append(Segment(text[pos:span.start]))
-            out.append(Segment(MASKS[span.type], type=span.type, masked=True))
-            self._counts[span.type] = self._counts.get(span.type, 0) + 1
-            pos = span.end
+        for start, end, type_, _ in spans:
+            out.append(Segment(text[pos:start]))
+            out.append(Segment(MASKS[type_], type=type_, masked=True))
+            self._counts[type_] = self._counts.get(type_, 0) + 1
+            pos = end
         out.append(Segment(text[pos:]))
         return out

@@ -50,14 +50,20 @@ def scan_emails(text: str) -> list[Cand]:
 
 
 # ---------------------------------------------------------------- cards
-# A run of digit groups joined by single spaces or dashes.
-# Patterns start with a plain character class (so the regex engine can skip
-# ahead fast) and check the preceding character with a 2-char lookbehind.
-_DIGIT_RUN_RE = re.compile(r"\d(?<![\w.,/-]\d)(?=(?:[ -]?\d){13})\d*(?:[ -]\d+)*(?![\w]|[.,/-]\d)")
+# Card number shapes as digit-group lengths, one character per group ("4444" for 4-4-4-4).
 _CARD_SHAPES = {(4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 4, 3), (4, 4, 4, 4, 2),
                 (4, 4, 4, 4, 1), (4, 4, 4, 3), (4, 4, 4, 2), (4, 4, 4, 1)}
 _CARD_SHAPE_STRS = frozenset("".join(chr(48 + n) for n in shape) for shape in _CARD_SHAPES)
-
+# Where a card can be, on the class string (shadow.py): 14 or more digits, groups joined by
+# up to three separators or line breaks. On the text itself where there is no class string.
+_CLASS_CARD_RE = re.compile(rb"d(?=[dsn]{12})(?:[sn]{0,3}d){13}d*(?:[sn]{1,3}d+)*")
+_CARD_REGION_RE = re.compile(r"\d(?:[ .()/\-\n\r\t]{0,3}\d){13,}")
+_GROUP_RE = re.compile(r"\d+")
+# Between two groups of one card: any run of spaces, dots, dashes and line breaks.
+_CARD_SEP_RE = re.compile(r"[ .\-\n\r\t]{1,3}")
+# Text before a digit group that makes it part of an IBAN-shaped token ("DE89 3704 "):
+# the digits of an IBAN are never a card, valid IBAN or not.
+_IBAN_HEAD_RE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{1,4})*? ?$")
 
 # A digit d at a doubled Luhn position counts as the digit sum of 2 * d.
 _LUHN_DOUBLE = str.maketrans("0123456789", "0246813579")
@@ -140,54 +146,73 @@ def digit_runs(text: str, cls: bytes | None = None) -> list[tuple[int, int]]:
     return [m.span() for m in _CLASS_RUN_RE.finditer(cls)]
 
 
-# Characters a digit run may hold besides digits (see _DIGIT_HINT_RE).
-_RUN_PUNCT = translate_table(str.maketrans("", "", " .()-/"))
+def card_regions(text: str, cls: bytes | None = None) -> list[tuple[int, int]]:
+    """Runs of 14 or more digits in groups joined by up to three separators or line breaks."""
+    if cls is None:
+        cls = classes(text)
+    if cls is None:
+        return [m.span() for m in _CARD_REGION_RE.finditer(text)]
+    return [m.span() for m in _CLASS_CARD_RE.finditer(cls)]
 
 
-def find_cards(text: str, runs: Sequence[tuple[int, int]] | None = None) -> list[Span]:
-    return as_spans(scan_cards(text, runs))
-
-
-def scan_cards(text: str, runs: Sequence[tuple[int, int]] | None = None) -> list[Cand]:
+def scan_cards(text: str, cls: bytes | None = None) -> list[Cand]:
+    """``cls`` is ``shadow.classes(text)`` when the caller already has it."""
     out: list[Cand] = []
-    n = len(text)
-    for lo, hi in digit_runs(text) if runs is None else runs:
-        if hi - lo >= 14 and len(text[lo:hi].translate(_RUN_PUNCT)) >= 14:
-            out.extend(_cards_in(text, lo, hi + 2 if hi + 2 < n else n))
+    for lo, hi in card_regions(text, cls):
+        chain: list[tuple[int, int]] = []
+        for m in _GROUP_RE.finditer(text, lo, hi):
+            if chain and not _CARD_SEP_RE.fullmatch(text, chain[-1][1], m.start()):
+                out += _cards_in_chain(text, chain)
+                chain = []
+            chain.append(m.span())
+        out += _cards_in_chain(text, chain)
     return out
 
 
-def _cards_in(text: str, lo: int, hi: int) -> list[Cand]:
+def _free_start(text: str, start: int) -> bool:
+    """Nothing glues the digit at ``start`` to a token before it."""
+    if start == 0:
+        return True
+    before = text[start - 1]
+    if before.isalnum() or before in "_,/":
+        return False
+    if before in ".-" and start > 1 and text[start - 2].isdigit():
+        return False  # a dotted or dashed number that starts earlier
+    return _IBAN_HEAD_RE.search(text, max(0, start - 40), start) is None
+
+
+def _free_end(text: str, end: int) -> bool:
+    if end == len(text):
+        return True
+    after = text[end]
+    return not (after.isalnum() or after == "_" or (after in ".,/-" and text[end + 1:end + 2].isdigit()))
+
+
+def _cards_in_chain(text: str, groups: list[tuple[int, int]]) -> list[Cand]:
+    """Cards among consecutive digit groups: one group of 14-19 digits, or a window of
+    groups in a card shape (a card may sit next to other numbers)."""
     out: list[Cand] = []
-    for m in _DIGIT_RUN_RE.finditer(text, lo, hi):
-        run = m.group()
-        space, dash = " " in run, "-" in run
-        if not (space or dash):  # one group
-            if _valid_card(run):
-                out.append((m.start(), m.end(), CREDIT_CARD, 1.0))
-            continue
-        if space and dash:
-            continue  # mixed separators: not a card layout
-        groups = run.split(" " if space else "-")
-        # Try windows of consecutive groups (a card may sit next to other numbers).
-        # Every card shape has 3-5 groups and starts with a 4-digit group; shapes
-        # are compared as strings of group lengths, one character per group.
-        shape = "".join([chr(48 + len(g)) for g in groups])
-        ng = len(groups)
-        i = shape.find("4")
-        while i >= 0:
-            best = None
+    shape = "".join([chr(48 + b - a) if b - a < 30 else "~" for a, b in groups])
+    ng, i = len(groups), 0
+    while i < ng:
+        a, b = groups[i]
+        found = None
+        if 14 <= b - a <= 19 and _valid_card(text[a:b]):
+            found = i + 1
+        elif shape[i] == "4":
             for k in (5, 4, 3):  # the longest window first
-                if i + k <= ng and shape[i:i + k] in _CARD_SHAPE_STRS and _valid_card("".join(groups[i:i + k])):
-                    best = i + k
-                    break
-            if best is None:
-                i = shape.find("4", i + 1)
+                if i + k <= ng and shape[i:i + k] in _CARD_SHAPE_STRS:
+                    digits = "".join([text[x:y] for x, y in groups[i:i + k]])
+                    if _valid_card(digits):
+                        found = i + k
+                        break
+        if found is not None:
+            start, end = a, groups[found - 1][1]
+            if _free_start(text, start) and _free_end(text, end):
+                out.append((start, end, CREDIT_CARD, 1.0))
+                i = found
                 continue
-            first = m.start() + sum(map(len, groups[:i])) + i
-            last = m.start() + sum(map(len, groups[:best])) + best - 1
-            out.append((first, last, CREDIT_CARD, 1.0))
-            i = shape.find("4", best)
+        i += 1
     return out
 
 

@@ -8,7 +8,7 @@ literals:
 
     d  ASCII digit            s  one of `` .()-/`` (digit-run separators)
     U  ASCII capital letter   a  any other Latin-1 letter
-    x  anything else (including every character beyond Latin-1)
+    n  line break or tab      x  anything else (including every character beyond Latin-1)
 
 ``\\d`` in a str pattern also matches decimal digits beyond Latin-1 (Arabic-Indic
 and so on), which the class string shows as ``x``; where the text holds one,
@@ -16,7 +16,7 @@ and so on), which the class string shows as ``x``; where the text holds one,
 """
 from __future__ import annotations
 
-DIGIT, SEP, UPPER, ALPHA, OTHER = b"d", b"s", b"U", b"a", b"x"
+DIGIT, SEP, UPPER, ALPHA, BREAK, OTHER = b"d", b"s", b"U", b"a", b"n", b"x"
 
 
 def _table() -> bytes:
@@ -27,6 +27,8 @@ def _table() -> bytes:
             table[code] = DIGIT[0]
         elif char in " .()-/":
             table[code] = SEP[0]
+        elif char in "\n\r\t":
+            table[code] = BREAK[0]
         elif "A" <= char <= "Z":
             table[code] = UPPER[0]
         elif char.isalpha():

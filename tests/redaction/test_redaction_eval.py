@@ -12,8 +12,7 @@ LANGS = {"en", "de", "fr", "es", "it", "nl", "pt"}
 # The target is 0.95 precision and recall for every type on both halves; until a type
 # reaches it, its floor here is what it holds now (raised as detectors improve, never lowered).
 FLOOR = 0.95
-FLOORS = {"COMMERCIAL_TERM": 0.02, "CREDIT_CARD": 0.76, "EMAIL_ADDRESS": 0.87, "IBAN_CODE": 0.82,
-          "IP_ADDRESS": 0.76, "PHONE_NUMBER": 0.56, "SECRET": 0.34, "URL_CREDENTIALS": 0.82}
+FLOORS = {"COMMERCIAL_TERM": 0.02, "IP_ADDRESS": 0.76, "PHONE_NUMBER": 0.56, "SECRET": 0.37, "URL_CREDENTIALS": 0.82}
 
 
 def test_corpus_shape():

@@ -24,7 +24,8 @@ def test_class_string_is_one_letter_per_character(text):
         return
     assert len(shade) == len(text)
     for ch, cls in zip(text, shade.decode()):
-        expected = "d" if "0" <= ch <= "9" else "s" if ch in " .()-/" else "U" if "A" <= ch <= "Z" else None
+        expected = ("d" if "0" <= ch <= "9" else "s" if ch in " .()-/" else "n" if ch in "\n\r\t"
+                    else "U" if "A" <= ch <= "Z" else None)
         if expected:
             assert cls == expected
         elif ord(ch) < 256 and ch.isalpha():

@@ -1,4 +1,4 @@
-"""Issue 6 benchmark: the admin changelist and dashboard on a large table.
+"""Admin benchmark: the changelist and dashboard on a large table.
 
     python bench/admin_bench.py [--rows 1000000] [--repeats 5] [--database sqlite|postgresql]
 

@@ -1,4 +1,4 @@
-"""Issue 3 benchmark: aggregate throughput and latency under concurrency.
+"""Slots benchmark: aggregate throughput and latency under concurrency.
 
     python bench/slots_bench.py [--slots 1 2 4] [--streams 1 2 4 8] [--max-tokens 64]
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -28,8 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from tests.integration.live import start_server  # noqa: E402
-from tests.integration.sse_client import iter_events  # noqa: E402
+from bench.harness import iter_events, start_server  # noqa: E402
 
 PROMPT = "Catalogue item {n}. Write a product description for an insulated stainless steel water bottle:"
 
@@ -123,8 +121,7 @@ def main() -> None:
             if slots == min(args.slots):  # one slot: the next request waits until it is free
                 report["prompt_cancel"] = prompt_cancel_check(server)
         finally:
-            server.process.terminate()
-            server.process.wait(timeout=30)
+            server.stop()
     base = next(c for c in report["cells"] if c["slots"] == min(args.slots) and c["streams"] == 1)
     for c in report["cells"]:
         c["ratio_to_one_stream"] = round(c["aggregate_tokens_per_second"] / base["aggregate_tokens_per_second"], 2)

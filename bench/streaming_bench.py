@@ -1,4 +1,4 @@
-"""Issue 2 benchmark: Sluice over HTTP against llama-cpp-python in-process, in one run.
+"""Streaming benchmark: Sluice over HTTP against llama-cpp-python in-process, in one run.
 
     python bench/streaming_bench.py [--runs 8] [--max-tokens 128] [--threads 2]
 
@@ -25,8 +25,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
 import httpx  # noqa: E402
 
-from tests.integration.live import start_server  # noqa: E402
-from tests.integration.sse_client import iter_events  # noqa: E402
+from bench.harness import iter_events, start_server  # noqa: E402
 
 BASE_PROMPT = "Write a product description for a insulated stainless steel water bottle for hikers:"
 
@@ -148,8 +147,8 @@ def main() -> None:
     import django
 
     django.setup()
-    from generation.backends.llamacpp import reference_llama
-    from generation.model_files import embedded_model_file
+    from bench.harness import reference_llama
+    from generation.backends.model_files import embedded_model_file
 
     model_path = str(embedded_model_file(ROOT / "var" / "models").path)
     llm = reference_llama(
@@ -174,8 +173,7 @@ def main() -> None:
                 over_http.append(run_http(client, server, prompt_for(run), args.max_tokens))
             disconnect = disconnect_checks(client, server, args.disconnects)
     finally:
-        server.process.terminate()
-        server.process.wait(timeout=20)
+        server.stop()
 
     a, b = summarize(in_process), summarize(over_http)
     report = {

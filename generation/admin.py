@@ -15,10 +15,11 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.functional import cached_property
 
-from . import dashboard, services
 from .models import ApiKey, Generation
-from .querysets import SeekingDatesQuerySet
-from .remote_cancel import generations_cancel
+from .ops.remote_cancel import generations_cancel
+from .records import dashboard
+from .records.api_keys import api_key_create, api_key_revoke
+from .records.querysets import SeekingDatesQuerySet
 
 
 def redaction_summary(counts: dict | None) -> str:
@@ -213,7 +214,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         """Create through the service; only the hash is stored. The raw key stays on this
         in-memory instance for response_add, which shows it once."""
-        created, raw_key = services.api_key_create(name=obj.name, user=obj.user)
+        created, raw_key = api_key_create(name=obj.name, user=obj.user)
         obj.pk, obj.prefix, obj.created_at = created.pk, created.prefix, created.created_at
         obj.key_hash = created.key_hash
         obj._state.adding = False
@@ -243,5 +244,5 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke_selected(self, request, queryset):
         keys = list(queryset.filter(revoked_at__isnull=True))
         for api_key in keys:
-            services.api_key_revoke(api_key=api_key)
+            api_key_revoke(api_key=api_key)
         self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)

@@ -7,7 +7,7 @@ import logging
 from django.core.exceptions import DisallowedHost
 from django.views import defaults
 
-from generation.http import error_shape_for
+from generation.http.errors import error_shape_for
 
 logger = logging.getLogger("sluice.http")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 _ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("SLUICE_DATA_DIR", str(_ROOT / "var" / "test"))
 os.environ.setdefault("SLUICE_MODEL_CACHE_DIR", str(_ROOT / "var" / "models"))
-os.environ.setdefault("SLUICE_BACKEND", "generation.backends.scripted.ScriptedBackend")
+os.environ.setdefault("SLUICE_BACKEND", "tests.support.scripted.ScriptedBackend")
 os.environ.setdefault("SLUICE_PRELOAD_MODEL", "false")
 
 from project.settings import *  # noqa: E402,F403

@@ -17,16 +17,16 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture
 def scripted(settings):
     """The scripted backend and a fresh scheduler, reset around each test."""
-    from generation.backends import registry
-    from generation.backends.scripted import ScriptedBackend
-    from generation.intake import reset_scheduler
+    from generation.lifecycle import runtime
+    from tests.support.scripted import ScriptedBackend
+    from generation.lifecycle.runtime import reset_scheduler
 
-    settings.SLUICE_BACKEND = "generation.backends.scripted.ScriptedBackend"
+    settings.SLUICE_BACKEND = "tests.support.scripted.ScriptedBackend"
     settings.SLUICE_SLOTS = 1
     ScriptedBackend.reset()
-    registry.reset_backend()
+    runtime.reset_backend()
     reset_scheduler()
     yield ScriptedBackend
-    registry.reset_backend()
+    runtime.reset_backend()
     reset_scheduler()
     ScriptedBackend.reset()

@@ -14,6 +14,7 @@ from llama_cpp import _logger as llama_logger
 from .base import BackendError, ChatTemplateError, ModelInfo, SamplingParams
 from .chat_template import FALLBACK_TEMPLATES, ChatPrompt, ChatTemplate
 from .llama_engine import END, Engine, Sequence_
+from .model_files import configured_model_file
 
 _backend_init_lock = threading.Lock()
 _backend_initialized = False
@@ -37,27 +38,6 @@ def extra_buffers_safe(cpuinfo: str = "/proc/cpuinfo") -> bool:
     except OSError:
         return True
     return "amx_tile" not in flags.split()
-
-
-def reference_llama(**kwargs) -> llama_cpp.Llama:
-    """llama-cpp-python's own high-level ``Llama`` (the reference that tests and benches
-    compare this backend with), loaded with the extra-buffer choice this backend makes:
-    ``Llama`` takes no such argument, so its default model parameters are patched while it loads."""
-    from llama_cpp import llama_cpp as bindings
-
-    default_params = bindings.llama_model_default_params
-
-    def params():
-        model_params = default_params()
-        model_params.use_extra_bufts = extra_buffers_safe()
-        return model_params
-
-    with _backend_init_lock:
-        bindings.llama_model_default_params = params
-        try:
-            return llama_cpp.Llama(**kwargs)
-        finally:
-            bindings.llama_model_default_params = default_params
 
 
 class LlamaCppBackend:
@@ -106,8 +86,6 @@ class LlamaCppBackend:
 
     @classmethod
     def from_settings(cls, settings) -> "LlamaCppBackend":
-        from generation.model_files import configured_model_file
-
         model = configured_model_file()
         return cls(
             model_path=str(model.path),

@@ -1,14 +1,14 @@
 """OpenAI's response objects for one /v1 request: the model list, the non-streaming body,
-and the JSON chunks of the stream (generation.streaming frames them)."""
+and the JSON chunks of the stream (generation.http.sse frames them)."""
 from __future__ import annotations
 
 import time
 
 from generation.backends.base import ModelInfo
-from generation.collect import failure
-from generation.events import Accepted, Delta, Done, Event
-from generation.http import openai_error_object
-from generation.streaming import DONE
+from generation.http.errors import openai_error_object
+from generation.http.responses import failure
+from generation.http.sse import DONE
+from generation.lifecycle.events import Accepted, Delta, Done, Event
 
 STARTED_AT = int(time.time())  # a model object's `created`: when this server process started
 

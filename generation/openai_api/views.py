@@ -8,16 +8,17 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from generation.backends.base import Backend
-from generation.collect import collected_response
-from generation.http import REFUSALS, authenticate, not_accepting, openai_error, read_body, refusal, wrong_method
-from generation.intake import current_backend, open_run
+from generation.http.auth import authenticate
+from generation.http.bodies import parse_json_body, read_body
+from generation.http.errors import not_accepting, openai_error, refusal, wrong_method
+from generation.http.responses import RunStreamingResponse, collected_response
+from generation.http.sse import DataFraming
+from generation.lifecycle.intake import current_backend, open_run
+from generation.lifecycle.refusals import REFUSALS, RequestInvalid
 from generation.models import Generation
-from generation.streaming import DataFraming
-from generation.validation import RequestInvalid, parse_json_body
-from generation.views import RunStreamingResponse
 
-from .requests import OpenAIRequest, validate_chat, validate_completion
 from .responses import Reply, model_list, model_object
+from .validation import OpenAIRequest, validate_chat, validate_completion
 
 
 @csrf_exempt

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ..integration.live import manage, server_env, start_server
+from tests.support.live import manage, server_env, start_server
 
 USERNAME, PASSWORD = "editor", "editor-pass-4471"
 # SLUICE_SCREENSHOTS_DIR sends them elsewhere, for a run that should not touch the docs.

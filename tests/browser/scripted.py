@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from generation.backends.scripted import ScriptedBackend
+from tests.support.scripted import ScriptedBackend
 
 
 class EnvScriptedBackend(ScriptedBackend):

@@ -9,6 +9,8 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from tests.support.sse import parse_events
+
 from .conftest import PASSWORD, SCRIPTED_BACKEND, USERNAME, start_editor_server, stop
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -65,12 +67,7 @@ def wait_state(driver, states=FINAL_STATES, timeout=240) -> str:
 
 def sse_events(raw: str, name: str) -> list[dict]:
     """The data of every `name` event in what the page read off the wire."""
-    found = []
-    for block in raw.split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.split("\n") if line and not line.startswith(":"))
-        if lines.get("event") == name:
-            found.append(json.loads(lines["data"]))
-    return found
+    return [data for _, event, data in parse_events(raw) if event == name]
 
 
 def sse_deltas(raw: str) -> list[str]:

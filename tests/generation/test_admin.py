@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
 
 from generation.models import ApiKey, Generation
-from generation.services import api_key_authenticate, hash_api_key
+from generation.records.api_keys import api_key_authenticate, hash_api_key
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/generation/generation/"
@@ -223,7 +223,7 @@ async def test_no_operator_surface_ever_shows_prompt_or_output_text(scripted, au
     canary; then every operator page and endpoint is fetched and searched for it."""
     from django.test import AsyncClient
 
-    from .asgi_harness import call
+    from tests.support.asgi import call
 
     url = "/api/v1/generations"
     body = {"prompt": f"Note {CANARY} mail jo@example.com. Write copy.", "max_tokens": 50}
@@ -270,7 +270,7 @@ def test_dashboard_figures_are_computed_over_the_window(staff_client):
 
     from django.utils import timezone
 
-    from generation.dashboard import dashboard_stats
+    from generation.records.dashboard import dashboard_stats
 
     for ttft in range(1, 101):  # ttft 1..100 ms: nearest-rank p50 = 50, p95 = 95, p99 = 99
         make_row(ttft_ms=ttft, duration_ms=ttft * 10, queue_ms=ttft, tokens_per_second=float(ttft))
@@ -314,11 +314,12 @@ def test_dashboard_is_refused_to_non_staff(client):
 
 
 def test_date_hierarchy_seeks_give_what_distinct_dates_give():
-    from datetime import datetime, timezone as dt_timezone
+    from datetime import datetime
+    from datetime import timezone as dt_timezone
 
     from django.db.models import Max, Min, QuerySet
 
-    from generation.querysets import SeekingDatesQuerySet
+    from generation.records.querysets import SeekingDatesQuerySet
 
     for stamp in [(2025, 12, 31, 23, 59), (2026, 1, 1, 0, 0), (2026, 1, 1, 13, 5), (2026, 1, 20, 8, 0), (2026, 3, 2, 9, 0)]:
         make_row(created_at=datetime(*stamp, tzinfo=dt_timezone.utc), status="cancelled" if stamp[2] == 1 else "completed")

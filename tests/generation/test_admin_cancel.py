@@ -8,9 +8,8 @@ from django.contrib.auth.models import Permission
 from django.test import AsyncClient
 
 from generation.models import Generation
-from generation.remote_cancel import generations_cancel
-
-from .asgi_harness import call
+from generation.ops.remote_cancel import generations_cancel
+from tests.support.asgi import call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/v1/generations"

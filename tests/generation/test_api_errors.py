@@ -2,8 +2,7 @@
 import pytest
 
 from generation.models import Generation
-
-from .asgi_harness import call
+from tests.support.asgi import call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/v1/generations"
@@ -101,7 +100,7 @@ async def test_a_bad_host_header_is_a_json_400_and_its_value_is_not_logged(scrip
 
 
 async def test_overload_503_is_retryable_and_not_logged_as_an_error(scripted, auth_headers, caplog, settings):
-    from generation.active import active_runs
+    from generation.lifecycle.runtime import active_runs
 
     active_runs.draining = True
     try:
@@ -149,7 +148,7 @@ async def test_missing_or_bad_api_key_is_401(scripted, db, authorization):
 async def test_revoked_key_is_401(scripted, api_key, auth_headers):
     from asgiref.sync import sync_to_async
 
-    from generation.services import api_key_revoke
+    from generation.records.api_keys import api_key_revoke
 
     await sync_to_async(api_key_revoke)(api_key=api_key[0])
     result = await call(URL, body=ok(), headers=auth_headers)

@@ -4,8 +4,7 @@ import json
 import pytest
 
 from generation.models import Generation
-
-from .asgi_harness import call
+from tests.support.asgi import call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/v1/generations"

@@ -4,8 +4,7 @@ import asyncio
 import pytest
 
 from generation.models import Generation
-
-from .asgi_harness import call, finished_row
+from tests.support.asgi import call, finished_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/v1/generations"
@@ -70,8 +69,7 @@ async def test_disconnect_mid_stream_stops_the_model_and_records_it(scripted, au
     row = await Generation.objects.aget(request_id=events[0][2]["request_id"])
     assert (row.status, row.cancel_reason) == ("cancelled", "client_disconnect")
     assert 3 <= row.output_tokens < 20 and row.tokens_after_cancel <= 1
-    from generation.backends.registry import get_backend
-    from generation.intake import get_scheduler
+    from generation.lifecycle.runtime import get_backend, get_scheduler
 
     assert get_backend().busy_slots() == set()
     assert get_scheduler().snapshot()["slots_busy"] == 0
@@ -100,7 +98,7 @@ async def test_disconnect_while_queued_frees_the_queue_place(scripted, auth_head
     assert accepted["queue_position"] == 1
     row = await Generation.objects.aget(request_id=accepted["request_id"])
     assert (row.status, row.cancel_reason, row.started_at) == ("cancelled", "client_disconnect", None)
-    from generation.intake import get_scheduler
+    from generation.lifecycle.runtime import get_scheduler
 
     assert get_scheduler().snapshot()["queue_depth"] == 0
     assert (await first).events()[-1][1] == "done"
@@ -173,7 +171,7 @@ async def test_explicit_cancel_ends_the_stream_with_cancelled(scripted, auth_hea
 async def _other_key():
     from asgiref.sync import sync_to_async
 
-    from generation.services import api_key_create
+    from generation.records.api_keys import api_key_create
 
     return await sync_to_async(api_key_create)(name="other")
 
@@ -226,7 +224,7 @@ async def test_cancel_a_queued_generation(scripted, auth_headers):
 async def _slot_is_free_for_the_next_request(auth_headers):
     """A waiter that gave up must leave the queue: the slot freed after it goes to the next
     request, not to the dead place (which would leak the slot for good)."""
-    from generation.intake import get_scheduler
+    from generation.lifecycle.runtime import get_scheduler
 
     assert get_scheduler().snapshot()["slots_busy"] == 0 and get_scheduler().snapshot()["queue_depth"] == 0
     after = await call(URL, body={"prompt": "after", "max_tokens": 4}, headers=auth_headers)

@@ -26,8 +26,7 @@ def generate(*args, stdout=None):
 
 
 def scheduler_and_backend():
-    from generation.backends.registry import get_backend
-    from generation.intake import get_scheduler
+    from generation.lifecycle.runtime import get_backend, get_scheduler
 
     return get_scheduler(), get_backend()
 

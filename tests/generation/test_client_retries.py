@@ -7,8 +7,7 @@ import openai
 import pytest
 
 from generation.models import Generation
-
-from .asgi_harness import application, call
+from tests.support.asgi import application, call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

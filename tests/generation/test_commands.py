@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from generation.models import ApiKey
-from generation.services import hash_api_key
+from generation.records.api_keys import hash_api_key
 
 pytestmark = pytest.mark.django_db
 

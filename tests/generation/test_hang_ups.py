@@ -9,12 +9,11 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from generation import services
 from generation.models import Generation
-from generation.ownership import generations_sweep
-from generation.process import OWNER_ID
-
-from .asgi_harness import call
+from generation.ops.ownership import generations_sweep
+from generation.records import generations
+from generation.records.process import OWNER_ID
+from tests.support.asgi import call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,7 +38,7 @@ async def all_finished(timeout: float = 5.0) -> list[Generation]:
 async def test_a_hang_up_while_the_row_is_inserted_still_finishes_it(
     scripted, auth_headers, generation_log, monkeypatch, path, body
 ):
-    insert, inserted = services.generation_accept, asyncio.Event()
+    insert, inserted = generations.generation_accept, asyncio.Event()
 
     async def slow_insert(**kwargs):
         row = await insert(**kwargs)
@@ -47,7 +46,7 @@ async def test_a_hang_up_while_the_row_is_inserted_still_finishes_it(
         await asyncio.sleep(0.3)
         return row
 
-    monkeypatch.setattr(services, "generation_accept", slow_insert)
+    monkeypatch.setattr(generations, "generation_accept", slow_insert)
     result = await call(path, body=body, headers=auth_headers, hang_up_on=inserted)
     assert result.status == 0  # nothing was sent: the client was gone first
     (row,) = await all_finished()
@@ -103,13 +102,14 @@ async def test_the_sweep_finishes_rows_this_process_no_longer_holds(scripted, ap
 
 
 async def test_the_sweep_closes_a_run_whose_response_was_never_iterated(scripted, api_key, generation_log, settings):
-    from generation.active import active_runs
-    from generation.intake import open_run
-    from generation.validation import validate_generation
+    from generation.api.validation import validate_generation
+    from generation.lifecycle.intake import open_run
+    from generation.lifecycle.runtime import active_runs
 
     settings.SLUICE_SWEEP_GRACE_SECONDS = 0
     payload = validate_generation({"prompt": "Copy for a cedar board"})
-    run = await open_run(payload=payload, caller=services.Caller(api_key_id=api_key[0].pk), channel="api")
+    caller = generations.Caller(api_key_id=api_key[0].pk)
+    run = await open_run(caller=caller, channel="api", fields={"prompt": payload.prompt}, params=payload.params)
     assert active_runs.get(str(run.request_id)) is run
     await sync_to_async(generations_sweep)()
     (row,) = await all_finished()

@@ -1,10 +1,9 @@
 """/healthz and /readyz: JSON, no auth, shape only."""
 import pytest
 
-from generation.active import active_runs
-from generation.backends import registry
-
-from .asgi_harness import call
+from generation.lifecycle import runtime
+from generation.lifecycle.runtime import active_runs
+from tests.support.asgi import call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,7 +19,7 @@ async def test_readyz_waits_for_the_model(scripted):
     assert result.status == 503
     body = result.json()
     assert body["status"] == "not_ready" and body["checks"] == {"model": False, "database": True, "draining": False}
-    registry.get_backend()
+    runtime.get_backend()
     result = await call("/readyz", method="GET")
     assert result.status == 200
     assert result.json() == {
@@ -31,7 +30,7 @@ async def test_readyz_waits_for_the_model(scripted):
 
 
 async def test_readyz_is_not_ready_while_draining(scripted):
-    registry.get_backend()
+    runtime.get_backend()
     active_runs.draining = True
     try:
         result = await call("/readyz", method="GET")
@@ -41,12 +40,12 @@ async def test_readyz_is_not_ready_while_draining(scripted):
 
 
 async def test_readyz_reports_an_unreachable_database(scripted, monkeypatch):
-    from generation import health
+    from generation.ops import health
 
     async def broken():
         raise OSError("connection refused")
 
-    registry.get_backend()
+    runtime.get_backend()
     monkeypatch.setattr(health, "_ping", broken)
     result = await call("/readyz", method="GET")
     assert result.status == 503 and result.json()["checks"]["database"] is False

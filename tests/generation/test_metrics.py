@@ -8,10 +8,9 @@ import pytest
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from generation import metrics
 from generation.models import Generation
-
-from .asgi_harness import call
+from generation.records import metrics
+from tests.support.asgi import call
 
 URL = "/api/v1/generations"
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +89,7 @@ def test_unfinished_rows_and_bad_data_are_ignored():
 
 @pytest.mark.django_db
 def test_reconciled_rows_are_counted():
-    from generation.ownership import generations_reconcile
+    from generation.ops.ownership import generations_reconcile
 
     Generation.objects.create(channel="api", model_name="m", model_version="v", owner="gone", status="running")
     before = sample("sluice_generations_total", status="interrupted", reason="process_died")
@@ -157,14 +156,15 @@ def test_endpoint_with_a_token(client, settings):
 OBSERVE_IN_CHILD = """
 import django; django.setup()
 from django.utils import timezone
-from generation import metrics
+from generation.ops.prometheus import _scrape_registry
+from generation.records import metrics
 from generation.models import Generation
 row = Generation(channel="api", model_name="m", model_version="v", status="completed", finished_at=timezone.now(),
                  ttft_ms=100, duration_ms=1000, output_tokens=5, redaction_counts={"PHONE_NUMBER": 1})
 metrics.observe_generation(row)
 if "render" in __import__("sys").argv:
     from prometheus_client import generate_latest
-    print(generate_latest(metrics._scrape_registry()).decode())
+    print(generate_latest(_scrape_registry()).decode())
 """
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from generation.model_files import configured_model_file, embedded_model_file
+from generation.backends.model_files import configured_model_file, embedded_model_file
 
 
 def test_embedded_model_is_assembled_once_and_verified(tmp_path, settings):

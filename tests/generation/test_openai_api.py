@@ -6,8 +6,7 @@ import asyncio
 import pytest
 
 from generation.models import Generation
-
-from .asgi_harness import call, finished_row
+from tests.support.asgi import call, finished_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHAT, COMPLETIONS = "/v1/chat/completions", "/v1/completions"
@@ -199,8 +198,7 @@ async def test_disconnect_mid_stream_cancels_the_run(scripted, auth_headers):
     row = await Generation.objects.aget(request_id=result.headers["x-request-id"])
     assert (row.status, row.cancel_reason, row.channel) == ("cancelled", "client_disconnect", "openai")
     assert 3 <= row.output_tokens < 20 and row.tokens_after_cancel <= 1
-    from generation.backends.registry import get_backend
-    from generation.intake import get_scheduler
+    from generation.lifecycle.runtime import get_backend, get_scheduler
 
     assert get_backend().busy_slots() == set() and get_scheduler().snapshot()["slots_busy"] == 0
 

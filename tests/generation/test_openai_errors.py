@@ -3,8 +3,7 @@ nothing recorded."""
 import pytest
 
 from generation.models import Generation
-
-from .asgi_harness import call
+from tests.support.asgi import call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHAT, COMPLETIONS = "/v1/chat/completions", "/v1/completions"
@@ -170,7 +169,7 @@ async def test_unknown_paths_and_wrong_methods_answer_json(scripted, auth_header
 
 
 async def test_a_draining_server_refuses_with_503_and_retry_after(scripted, auth_headers):
-    from generation.active import active_runs
+    from generation.lifecycle.runtime import active_runs
 
     active_runs.draining = True
     try:

@@ -3,8 +3,7 @@ numbered across the request, values restored and secrets masked in the stream.""
 import pytest
 
 from generation.models import Generation
-
-from .asgi_harness import call
+from tests.support.asgi import call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHAT = "/v1/chat/completions"

@@ -5,8 +5,8 @@ import pytest
 from django.utils import timezone
 
 from generation.models import Generation, ServerProcess
-from generation.ownership import generations_reconcile, process_register
-from generation.process import OWNER_ID
+from generation.ops.ownership import generations_reconcile, process_register
+from generation.records.process import OWNER_ID
 
 pytestmark = pytest.mark.django_db
 

@@ -5,8 +5,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from generation.management.commands.prune_generations import generations_prune, parse_age
+from generation.management.commands.prune_generations import parse_age
 from generation.models import Generation
+from generation.records.prune import generations_prune
 
 pytestmark = pytest.mark.django_db
 

@@ -4,9 +4,8 @@ import json
 import pytest
 
 from generation.models import Generation
-from generation.services import LOG_FIELDS
-
-from .asgi_harness import call
+from generation.records.generations import LOG_FIELDS
+from tests.support.asgi import call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/v1/generations"

@@ -6,10 +6,10 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from generation import rollups
-from generation.dashboard import dashboard_stats
-from generation.management.commands.prune_generations import generations_prune
 from generation.models import Generation, Tally
+from generation.records import rollups
+from generation.records.dashboard import dashboard_stats
+from generation.records.prune import generations_prune
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)

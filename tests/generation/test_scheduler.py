@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from generation.scheduler import QueueFull, Scheduler
+from generation.lifecycle.scheduler import QueueFull, Scheduler
 
 
 async def test_free_slot_is_granted_immediately():

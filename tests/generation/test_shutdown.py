@@ -3,11 +3,10 @@ import asyncio
 
 import pytest
 
-from generation.active import active_runs
+from generation.lifecycle.runtime import active_runs
 from generation.models import Generation
-from generation.shutdown import drain
-
-from .asgi_harness import call
+from generation.ops.shutdown import drain
+from tests.support.asgi import call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/v1/generations"

@@ -1,8 +1,9 @@
 import asyncio
 import json
 
-from generation.events import Accepted, Delta, Done
-from generation.streaming import KEEP_ALIVE, ThreadBridge, sse_frame, sse_stream
+from generation.http.sse import KEEP_ALIVE, sse_frame, sse_stream
+from generation.lifecycle.bridge import ThreadBridge
+from generation.lifecycle.events import Accepted, Delta, Done
 
 
 def test_sse_frame_has_id_event_and_one_json_data_line():
@@ -54,7 +55,7 @@ async def test_thread_bridge_delivers_in_order_from_another_thread():
 
 
 async def test_data_framing_writes_data_lines_only_and_keeps_alive_when_events_show_nothing():
-    from generation.streaming import DONE, DataFraming, sse_data
+    from generation.http.sse import DONE, DataFraming, sse_data
 
     async def events():
         yield Accepted("r1", "m", 0)  # shown as nothing by this framing

@@ -3,8 +3,8 @@ import threading
 import pytest
 
 from generation.backends.base import SamplingParams
-from generation.backends.scripted import ScriptedBackend
-from generation.worker import StopSequences, run_model
+from generation.lifecycle.worker import StopSequences, run_model
+from tests.support.scripted import ScriptedBackend
 
 
 @pytest.fixture

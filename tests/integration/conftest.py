@@ -1,7 +1,7 @@
 """A real daphne server with the real Gemma model, on a free port, for the whole session."""
 import pytest
 
-from .live import start_server
+from tests.support.live import start_server
 
 
 @pytest.fixture(scope="session")

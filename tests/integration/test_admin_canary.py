@@ -11,8 +11,8 @@ from contextlib import closing
 import httpx
 import pytest
 
-from .live import admin_client, assert_never_seen, manage, server_env, start_server
-from .sse_client import open_stream
+from tests.support.live import admin_client, assert_never_seen, manage, server_env, start_server
+from tests.support.sse import open_stream
 
 pytestmark = pytest.mark.integration
 CANARY = "QX-CANARY-9313 Ostrava Tooling rebate 7"

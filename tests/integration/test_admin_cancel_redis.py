@@ -8,8 +8,8 @@ from contextlib import closing
 import httpx
 import pytest
 
-from .live import admin_client, manage, server_env, start_server
-from .sse_client import open_stream
+from tests.support.live import admin_client, manage, server_env, start_server
+from tests.support.sse import open_stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 REDIS = "redis://127.0.0.1:6379/7"

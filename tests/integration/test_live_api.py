@@ -6,8 +6,8 @@ import time
 import httpx
 import pytest
 
-from .live import assert_never_seen
-from .sse_client import iter_events
+from tests.support.live import assert_never_seen
+from tests.support.sse import iter_events
 
 pytestmark = pytest.mark.integration
 CANARY = "ZX-CANARY-4471 supplier Veltrano net 45"
@@ -38,8 +38,8 @@ def test_full_stream_matches_in_process_llama(sluice_server):
     done = events[-1][1]
     assert done["usage"]["completion_tokens"] == 40 and done["finish_reason"] == "length"
 
-    from generation.backends.llamacpp import reference_llama
-    from generation.model_files import embedded_model_file
+    from bench.harness import reference_llama
+    from generation.backends.model_files import embedded_model_file
 
     llm = reference_llama(model_path=str(embedded_model_file().path), n_ctx=1024, verbose=False)
     expected = llm.create_completion(PROMPT, max_tokens=40, temperature=0)["choices"][0]["text"]

@@ -7,7 +7,7 @@ import httpx
 import openai
 import pytest
 
-from .live import assert_never_seen, manage, server_env
+from tests.support.live import assert_never_seen, manage, server_env
 
 pytestmark = pytest.mark.integration
 MODEL = "gemma-3-270m-q4_k_m"

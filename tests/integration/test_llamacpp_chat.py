@@ -8,8 +8,8 @@ import pytest
 from generation.backends import llama_engine
 from generation.backends.base import CancelFlag, ChatTemplateError, SamplingParams
 from generation.backends.llamacpp import LlamaCppBackend
-from generation.model_files import embedded_model_file
-from generation.worker import run_model
+from generation.backends.model_files import embedded_model_file
+from generation.lifecycle.worker import run_model
 
 pytestmark = pytest.mark.integration
 CONVERSATION = [

@@ -7,8 +7,8 @@ import sys
 import httpx
 import pytest
 
-from .live import ROOT, server_env, start_server
-from .sse_client import open_stream
+from tests.support.live import ROOT, server_env, start_server
+from tests.support.sse import open_stream
 
 pytestmark = pytest.mark.integration
 def test_killed_process_rows_become_interrupted_and_live_rows_are_left_alone(tmp_path):

@@ -7,8 +7,8 @@ from contextlib import closing
 import httpx
 import pytest
 
-from .live import start_server
-from .sse_client import LONG_BODY, open_stream
+from tests.support.live import start_server
+from tests.support.sse import LONG_BODY, open_stream
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,5 @@
 import pytest
 
-
 PASSWORD = "pw-long-enough-1"
 
 

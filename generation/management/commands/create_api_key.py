@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from generation.services import api_key_create
+from generation.records.api_keys import api_key_create
 
 
 class Command(BaseCommand):

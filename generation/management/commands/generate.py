@@ -10,14 +10,15 @@ from contextlib import aclosing
 
 from django.core.management.base import BaseCommand, CommandError
 
+from generation.api.validation import validate_generation
 from generation.backends.base import BackendError
-from generation.events import Accepted, Cancelled, Delta, Done, Error, Queued, completion_body
-from generation.intake import open_run
+from generation.lifecycle.events import Accepted, Cancelled, Delta, Done, Error, Queued, completion_body
+from generation.lifecycle.intake import open_run
+from generation.lifecycle.refusals import RequestInvalid
+from generation.lifecycle.scheduler import QueueFull
 from generation.models import Generation
-from generation.ownership import process_heartbeat_start, process_unregister
-from generation.scheduler import QueueFull
-from generation.services import Caller
-from generation.validation import RequestInvalid, validate_generation
+from generation.ops.ownership import process_heartbeat_start, process_unregister
+from generation.records.generations import Caller
 
 EXIT_CANCELLED = 130  # 128 + SIGINT, what shells expect after Ctrl-C
 OPTIONAL_FIELDS = ("max_tokens", "temperature", "top_p", "seed", "stop")
@@ -81,7 +82,10 @@ class Command(BaseCommand):
         loop.add_signal_handler(signal.SIGINT, on_sigint)
         try:
             try:
-                run = await open_run(payload=generation_input, caller=Caller(), channel=Generation.Channel.CLI)
+                run = await open_run(
+                    caller=Caller(), channel=Generation.Channel.CLI,
+                    fields={"prompt": generation_input.prompt}, params=generation_input.params,
+                )
             except RequestInvalid as exc:  # e.g. prompt plus max_tokens exceed the context
                 raise CommandError(exc.message) from None
             except QueueFull:

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from generation.model_files import configured_model_file
+from generation.backends.model_files import configured_model_file
 
 
 class Command(BaseCommand):

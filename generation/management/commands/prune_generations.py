@@ -6,10 +6,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
-from generation.models import Generation
-from generation.rollups import prune_tallies
+from generation.records.prune import generations_prune
 
 UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 
@@ -20,20 +18,6 @@ def parse_age(text: str) -> timedelta:
     if not match or int(match[1]) <= 0:
         raise ValueError(f"Expected a positive age such as 12h, 90d or 2w, got {text!r}.")
     return timedelta(**{UNITS[match[2] or "d"]: int(match[1])})
-
-
-def generations_prune(*, older_than: timedelta, batch_size: int = 5000) -> int:
-    """Delete finished rows created before now - older_than; queued and running rows stay.
-    Each batch is its own short transaction, so live writers never wait long. The hourly
-    tallies of the same period go too."""
-    cutoff = timezone.now() - older_than
-    prune_tallies(before=cutoff)
-    stale = Generation.objects.filter(status__in=Generation.FINISHED_STATUSES, created_at__lt=cutoff).order_by()
-    deleted = 0
-    while ids := list(stale.values_list("pk", flat=True)[:batch_size]):
-        count, _ = Generation.objects.filter(pk__in=ids).delete()
-        deleted += count
-    return deleted
 
 
 class Command(BaseCommand):

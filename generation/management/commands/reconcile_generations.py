@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from generation.ownership import generations_reconcile
+from generation.ops.ownership import generations_reconcile
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from generation.rollups import seal_settled_hours
+from generation.records.rollups import seal_settled_hours
 
 
 class Command(BaseCommand):

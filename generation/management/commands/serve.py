@@ -8,6 +8,10 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from generation.ops.ownership import process_unregister
+from generation.ops.shutdown import drain
+from generation.ops.startup import start_listeners, start_process
+
 
 class Command(BaseCommand):
     help = (
@@ -30,12 +34,12 @@ class Command(BaseCommand):
         from daphne.endpoints import build_endpoint_description_strings
         from twisted.internet import reactor
 
-        from project.http_server import Server  # installs Twisted's asyncio reactor
+        from project.asgi import application
+        from project.http_server import Server  # first: daphne.server installs Twisted's asyncio reactor
 
         settings.SLUICE_BIND_HOST = host  # /metrics requires its token on a non-loopback bind
-        from generation.ownership import process_unregister
-        from generation.shutdown import drain
-        from project.asgi import application
+        start_process()
+        reactor.callWhenRunning(start_listeners)  # on the loop that will serve requests
 
         server = Server(
             application=application,

@@ -1,0 +1,67 @@
+"""Native API views (`/api/v1/`): thin and async; the lifecycle does the work."""
+from __future__ import annotations
+
+import functools
+
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from generation.http.auth import authenticate
+from generation.http.bodies import parse_json_body, read_body
+from generation.http.errors import api_error, not_accepting, refusal, wrong_method
+from generation.http.responses import RunStreamingResponse, collected_response
+from generation.lifecycle.events import completion_body
+from generation.lifecycle.intake import open_run
+from generation.lifecycle.refusals import REFUSALS, RequestInvalid
+from generation.lifecycle.runtime import active_runs
+from generation.models import Generation
+
+from .validation import validate_generation
+
+
+@csrf_exempt
+async def generation_create(request):
+    """POST /api/v1/generations: SSE stream by default, one JSON object when asked."""
+    if (refused := not_accepting(request)) is not None:
+        return refused
+    try:
+        caller = await authenticate(request)
+        payload = validate_generation(parse_json_body(read_body(request), request.content_type))
+        channel = Generation.Channel.WEB if caller.api_key_id is None else Generation.Channel.API
+        run = await open_run(caller=caller, channel=channel, fields={"prompt": payload.prompt}, params=payload.params)
+    except REFUSALS as exc:
+        return refusal(exc)
+    if _wants_stream(request, payload.stream):
+        return RunStreamingResponse(run)
+    body = functools.partial(completion_body, request_id=run.request_id, model=run.backend.info.name)
+    return await collected_response(run, body=body, shape=api_error)
+
+
+def _wants_stream(request, stream_flag: bool | None) -> bool:
+    if stream_flag is not None:
+        return stream_flag
+    accept = request.headers.get("Accept", "")
+    return not ("application/json" in accept and "text/event-stream" not in accept)
+
+
+@csrf_exempt
+async def generation_cancel(request, request_id):
+    """POST /api/v1/generations/<id>/cancel: stop a queued or running generation you own."""
+    if request.method != "POST":
+        return wrong_method("POST")
+    try:
+        caller = await authenticate(request)
+    except RequestInvalid as exc:
+        return api_error(exc.status, exc.code, exc.message)
+    run = active_runs.get(str(request_id))
+    if run is None or run.caller.identity != caller.identity:
+        owned = await Generation.objects.filter(
+            request_id=request_id, user_id=caller.user_id, api_key_id=caller.api_key_id
+        ).afirst()
+        if owned is None:
+            return api_error(404, "not_found", "No generation with that id belongs to you.")
+        if owned.is_finished:
+            return api_error(409, "already_finished", f"The generation already ended ({owned.status}).")
+        return api_error(409, "not_on_this_server", "The generation is running on another server process.")
+    cancelled = run.request_cancel(Generation.CancelReason.CLIENT_CANCEL)
+    return JsonResponse({"id": str(request_id), "cancel_requested": cancelled}, status=202)

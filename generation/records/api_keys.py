@@ -1,0 +1,74 @@
+"""API keys: creation (the raw key is shown once), revocation and verification. Only a
+SHA-256 of each key is stored."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from generation.models import ApiKey
+
+from .generations import Caller
+
+API_KEY_PREFIX = "sluice"
+_LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+def api_key_create(*, name: str, user=None) -> tuple[ApiKey, str]:
+    """Create a key; return the row and the raw key, which is shown once and never stored."""
+    prefix = secrets.token_hex(4)
+    raw_key = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    api_key = ApiKey.objects.create(name=name, prefix=prefix, key_hash=hash_api_key(raw_key), user=user)
+    return api_key, raw_key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> None:
+    """Revoke a key; this process stops accepting it at once."""
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    _verified_keys.pop(api_key.key_hash, None)
+
+
+def hash_api_key(raw_key: str) -> str:
+    # Keys carry 256 random bits, so a fast hash is safe; a slow password hash would add
+    # latency to every request.
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _VerifiedKey:
+    api_key_id: int
+    user_id: int | None
+    verified_at: float
+
+
+# Hash -> verified key, so the hot path skips a database round trip (a thread hop and, under
+# ASGI, a fresh connection per request). Revocation clears this process's entry at once;
+# other processes notice within API_KEY_CACHE_SECONDS.
+_verified_keys: dict[str, _VerifiedKey] = {}
+
+
+async def api_key_authenticate(*, raw_key: str) -> Caller | None:
+    """The caller for an active key matching `raw_key`, or None."""
+    parts = raw_key.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
+        return None
+    key_hash = hash_api_key(raw_key)
+    cached = _verified_keys.get(key_hash)
+    if cached is not None and time.monotonic() - cached.verified_at < settings.SLUICE_API_KEY_CACHE_SECONDS:
+        return Caller(user_id=cached.user_id, api_key_id=cached.api_key_id)
+    api_key = await ApiKey.objects.filter(prefix=parts[1], revoked_at__isnull=True).afirst()
+    if api_key is None or not secrets.compare_digest(api_key.key_hash, key_hash):
+        _verified_keys.pop(key_hash, None)
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_GRANULARITY:
+        await ApiKey.objects.filter(pk=api_key.pk).aupdate(last_used_at=now)
+    _verified_keys[key_hash] = _VerifiedKey(api_key.pk, api_key.user_id, time.monotonic())
+    return Caller(user_id=api_key.user_id, api_key_id=api_key.pk)

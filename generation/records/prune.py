@@ -1,0 +1,24 @@
+"""Retention: finished Generation rows (and their hourly tallies) older than a cutoff go."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from generation.models import Generation
+
+from .rollups import prune_tallies
+
+
+def generations_prune(*, older_than: timedelta, batch_size: int = 5000) -> int:
+    """Delete finished rows created before now - older_than; queued and running rows stay.
+    Each batch is its own short transaction, so live writers never wait long. The hourly
+    tallies of the same period go too."""
+    cutoff = timezone.now() - older_than
+    prune_tallies(before=cutoff)
+    stale = Generation.objects.filter(status__in=Generation.FINISHED_STATUSES, created_at__lt=cutoff).order_by()
+    deleted = 0
+    while ids := list(stale.values_list("pk", flat=True)[:batch_size]):
+        count, _ = Generation.objects.filter(pk__in=ids).delete()
+        deleted += count
+    return deleted

@@ -297,3 +297,33 @@ def scan_commercial_terms(text: str, low: str | None = None) -> list[Cand]:
             if start is not None:
                 found.append((start, m.end()))
     return [(a, b, COMMERCIAL_TERM, 0.85) for a, b in found]
+
+
+def scan_term_rules(text: str, low: str, rules) -> list[Cand]:
+    """COMMERCIAL_TERM phrases from the per-language tables (``rules.compiled(...).terms``)."""
+    if len(low) != len(text):  # lower() changed the length: offsets would not line up
+        return []
+    out: list[Cand] = []
+    n = len(low)
+    for hint, regex in rules.terms:
+        i = low.find(hint)
+        last = -1
+        while i >= 0:
+            # Every rule's match holds its keyword, at most _TERM_REACH characters after
+            # the match starts: try only around each occurrence.
+            reach = 10 if hint == "%" else _TERM_REACH
+            lo = i - reach if i > reach else 0
+            if lo < last:
+                lo = last
+            m = regex.search(low, lo, min(n, i + len(hint) + 160))
+            if m is not None and m.start() <= i < m.end():
+                if _free(text, m.start()):
+                    out.append((m.start(), m.end(), COMMERCIAL_TERM, 0.85))
+                last = m.end()
+                i = low.find(hint, m.end())
+                continue
+            i = low.find(hint, i + 1)
+    return out
+
+
+_TERM_REACH = 40

@@ -11,7 +11,7 @@ import re
 from typing import Iterator
 
 from .shadow import classes
-from .spans import COMMERCIAL_TERM, PRICE, Cand, Span, as_spans
+from .spans import COMMERCIAL_TERM, PRICE, Cand
 
 # Amount: grouped thousands (1,200 / 1.299,00 / 1 200 with nbsp) or plain digits.
 _NUM = r"(?:\d{1,3}(?:[,.'\u00a0\u202f]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)(?![\d])"
@@ -126,11 +126,6 @@ _UNIT = (
     r"month|mo|year|yr|annum|night|page|word|kwh|mwh|sku|order|shipment|container)"
 )
 _PER_UNIT_RE = re.compile(rf"(?:\s?/\s?{_UNIT}|\s(?:per|a|an)\s{_UNIT}|\s(?:each|ea\.?))(?![A-Za-z])", re.I)
-
-
-def find_prices(text: str, *, low: str | None = None) -> list[Span]:
-    """``low`` is ``text.lower()`` when the caller already has it."""
-    return as_spans(scan_prices(text, low))
 
 
 def scan_prices(text: str, low: str | None = None, cls: bytes | None = None) -> list[Cand]:
@@ -249,11 +244,6 @@ def _matches_at(regex: re.Pattern[str], hay: str, low: str, stems: tuple[str, ..
 
 def _free(text: str, i: int) -> bool:
     return i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "_/")
-
-
-def find_commercial_terms(text: str, *, low: str | None = None) -> list[Span]:
-    """``low`` is ``text.lower()`` when the caller already has it."""
-    return as_spans(scan_commercial_terms(text, low))
 
 
 def _joined_start(prefix_re: re.Pattern[str], text: str, start: int, reach: int) -> int | None:

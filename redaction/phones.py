@@ -12,7 +12,7 @@ from .phonevalid import valid_number
 from .rules import compiled
 from .pii import _IBAN_HEAD_RE, NON_DIGIT_RE, digit_runs
 from .shadow import translate_table
-from .spans import PHONE_NUMBER, Cand, Span, as_spans
+from .spans import PHONE_NUMBER, Cand
 
 # Candidates: optional +/00 prefix, 7-15 digits, single separators or parens. A comma
 # before or after is a CSV delimiter unless it joins digits as a decimal separator would
@@ -77,20 +77,6 @@ def clear_cache() -> None:
 
 # Characters a _PHONE_RE candidate may hold besides digits.
 _PHONE_PUNCT = translate_table(str.maketrans("", "", "+ .-/()"))
-
-
-def find_phones(
-    text: str,
-    region: str = "US",
-    blocked: Sequence[Span] = (),
-    runs: Sequence[tuple[int, int]] | None = None,
-) -> list[Span]:
-    """Phone numbers valid for ``phonenumbers``; national formats use ``region``.
-
-    Candidates overlapping ``blocked`` spans (higher-priority detections,
-    sorted by end) are skipped without calling the slow validator.
-    """
-    return as_spans(scan_phones(text, region, [(s.start, s.end, s.type, s.score) for s in blocked], runs))
 
 
 def scan_phones(

@@ -12,7 +12,7 @@ import os
 import re
 
 from .rules import SECRET_PROVIDERS, compiled
-from .spans import SECRET, URL_CREDENTIALS, Cand, Span, as_spans
+from .spans import SECRET, URL_CREDENTIALS, Cand
 
 # Regexes start with a literal or character class so the engine can skip
 # ahead quickly; the "not preceded by a token character" check is done in
@@ -182,11 +182,6 @@ def _matches_at(regex: re.Pattern[str], text: str, starts: list[int]) -> list[re
     return out
 
 
-def find_secrets(text: str, *, low: str | None = None) -> list[Span]:
-    """``low`` is ``text.lower()`` when the caller already has it."""
-    return as_spans(scan_secrets(text, low))
-
-
 def scan_secrets(text: str, low: str | None = None, rules=None) -> list[Cand]:
     """``rules``: the compiled tables of the languages asked for (all by default)."""
     out: list[Cand] = []
@@ -285,10 +280,6 @@ def _scan_table(text: str, low: str, rules) -> list[Cand]:
                     out.append((start, start + len(value), SECRET, 0.8))
                     break
     return out
-
-
-def find_url_credentials(text: str) -> list[Span]:
-    return as_spans(scan_url_credentials(text))
 
 
 def scan_url_credentials(text: str) -> list[Cand]:

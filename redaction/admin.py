@@ -1,3 +1,4 @@
+"""Admin for SensitiveTerm: the terms the redaction core hides wherever they appear."""
 from django.contrib import admin
 
 from .models import SensitiveTerm

@@ -1,3 +1,4 @@
+"""Django app config of the redaction app; connects its signal receivers when ready."""
 from django.apps import AppConfig
 
 

@@ -11,7 +11,7 @@ import re
 from typing import Iterator
 
 from .shadow import classes
-from .spans import COMMERCIAL_TERM, PRICE, Cand, Span, as_spans
+from .spans import COMMERCIAL_TERM, PRICE, Cand
 
 # Amount: grouped thousands (1,200 / 1.299,00 / 1 200 with nbsp) or plain digits.
 _NUM = r"(?:\d{1,3}(?:[,.'\u00a0\u202f]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)(?![\d])"
@@ -126,11 +126,6 @@ _UNIT = (
     r"month|mo|year|yr|annum|night|page|word|kwh|mwh|sku|order|shipment|container)"
 )
 _PER_UNIT_RE = re.compile(rf"(?:\s?/\s?{_UNIT}|\s(?:per|a|an)\s{_UNIT}|\s(?:each|ea\.?))(?![A-Za-z])", re.I)
-
-
-def find_prices(text: str, *, low: str | None = None) -> list[Span]:
-    """``low`` is ``text.lower()`` when the caller already has it."""
-    return as_spans(scan_prices(text, low))
 
 
 def scan_prices(text: str, low: str | None = None, cls: bytes | None = None) -> list[Cand]:
@@ -251,11 +246,6 @@ def _free(text: str, i: int) -> bool:
     return i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "_/")
 
 
-def find_commercial_terms(text: str, *, low: str | None = None) -> list[Span]:
-    """``low`` is ``text.lower()`` when the caller already has it."""
-    return as_spans(scan_commercial_terms(text, low))
-
-
 def _joined_start(prefix_re: re.Pattern[str], text: str, start: int, reach: int) -> int | None:
     """Where a term starting at ``start`` begins once a prefix ending there (found within
     ``reach`` characters) joins it; None when neither starts on a free boundary."""
@@ -297,3 +287,33 @@ def scan_commercial_terms(text: str, low: str | None = None) -> list[Cand]:
             if start is not None:
                 found.append((start, m.end()))
     return [(a, b, COMMERCIAL_TERM, 0.85) for a, b in found]
+
+
+def scan_term_rules(text: str, low: str, rules) -> list[Cand]:
+    """COMMERCIAL_TERM phrases from the per-language tables (``rules.compiled(...).terms``)."""
+    if len(low) != len(text):  # lower() changed the length: offsets would not line up
+        return []
+    out: list[Cand] = []
+    n = len(low)
+    for hint, regex in rules.terms:
+        i = low.find(hint)
+        last = -1
+        while i >= 0:
+            # Every rule's match holds its keyword, at most _TERM_REACH characters after
+            # the match starts: try only around each occurrence.
+            reach = 10 if hint == "%" else _TERM_REACH
+            lo = i - reach if i > reach else 0
+            if lo < last:
+                lo = last
+            m = regex.search(low, lo, min(n, i + len(hint) + 160))
+            if m is not None and m.start() <= i < m.end():
+                if _free(text, m.start()):
+                    out.append((m.start(), m.end(), COMMERCIAL_TERM, 0.85))
+                last = m.end()
+                i = low.find(hint, m.end())
+                continue
+            i = low.find(hint, i + 1)
+    return out
+
+
+_TERM_REACH = 40

@@ -4,11 +4,12 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import Collection
 
-from .commercial import scan_commercial_terms, scan_prices
+from .commercial import scan_commercial_terms, scan_prices, scan_term_rules
 from .folding import fold
 from .phones import scan_phones
 from .pii import digit_runs, scan_cards, scan_emails, scan_ibans, scan_ips
 from .secrets import scan_secrets, scan_url_credentials
+from .rules import compiled
 from .shadow import classes_and_lower
 from .spans import (
     BUILTIN_TYPES,
@@ -43,6 +44,7 @@ def scan(
     terms: TermMatcher | None = None,
     region: str = DEFAULT_REGION,
     types: Collection[str] | None = None,
+    languages: Collection[str] | None = None,
 ) -> list[Cand]:
     """All raw detections as (start, end, type, score) tuples (may overlap).
 
@@ -54,13 +56,14 @@ def scan(
     Detectors see the text folded (folding.py: compatibility forms to ASCII,
     invisible format characters dropped); the offsets returned are the original's.
     """
+    rules = compiled(languages)
     folded = fold(text)
     if folded is None:
-        return _scan(text, terms, region, types)
-    return folded.map_cands(_scan(folded.text, terms, region, types))
+        return _scan(text, terms, region, types, rules)
+    return folded.map_cands(_scan(folded.text, terms, region, types, rules))
 
 
-def _scan(text: str, terms: TermMatcher | None, region: str, types: Collection[str] | None) -> list[Cand]:
+def _scan(text: str, terms: TermMatcher | None, region: str, types: Collection[str] | None, rules) -> list[Cand]:
     """:func:`scan` on text that needs no folding. The order of the detectors fixes the
     order of the raw candidates (e.g. for phones' ``blocked``). They share one
     ``text.lower()`` and one class string (see shadow.py)."""
@@ -73,7 +76,7 @@ def _scan(text: str, terms: TermMatcher | None, region: str, types: Collection[s
     out: list[Cand] = []
     cls, low = classes_and_lower(text, lower=bool(want(SECRET) or want(COMMERCIAL_TERM) or want(PRICE) or terms))
     if want(SECRET):
-        out += scan_secrets(text, low)
+        out += scan_secrets(text, low, rules)
     if want(URL_CREDENTIALS):
         out += scan_url_credentials(text)
     if want(IBAN_CODE):
@@ -84,6 +87,7 @@ def _scan(text: str, terms: TermMatcher | None, region: str, types: Collection[s
         out += scan_ips(text)
     if want(COMMERCIAL_TERM):
         out += scan_commercial_terms(text, low)
+        out += scan_term_rules(text, low, rules)
     if want(PRICE):
         out += scan_prices(text, low, cls)
     if want(CREDIT_CARD):
@@ -91,7 +95,7 @@ def _scan(text: str, terms: TermMatcher | None, region: str, types: Collection[s
     if want(PHONE_NUMBER):
         # Every detector above outranks PHONE_NUMBER: let it skip their spans.
         blocked = sorted([c for c in out if c[2] in _ABOVE_PHONE], key=_END)
-        out += scan_phones(text, region, blocked, digit_runs(text, cls))
+        out += scan_phones(text, region, blocked, digit_runs(text, cls), rules)
     if run != asked:
         out = [c for c in out if c[2] in asked]  # drop what ran only to block phones
     if terms:
@@ -99,25 +103,17 @@ def _scan(text: str, terms: TermMatcher | None, region: str, types: Collection[s
     return out
 
 
-def detect_candidates(
-    text: str,
-    *,
-    terms: TermMatcher | None = None,
-    region: str = DEFAULT_REGION,
-    types: Collection[str] | None = None,
-) -> list[Span]:
-    """All raw detections (may overlap); ``types`` limits the built-in detectors run."""
-    return as_spans(scan(text, terms=terms, region=region, types=types))
-
-
 def detect(
     text: str,
     *,
     terms: TermMatcher | None = None,
     region: str = DEFAULT_REGION,
+    languages: Collection[str] | None = None,
 ) -> list[Span]:
     """Non-overlapping spans sorted by start (see ``spans.PRIORITY``).
 
-    ``region`` is the phonenumbers default region for national-format numbers.
+    ``region`` is the phonenumbers region tried first for national-format numbers.
+    ``languages`` (codes from ``rules.LANGUAGES``; None: all of them) selects the cue
+    words and phrase rules used; language-independent formats are always detected.
     """
-    return as_spans(resolve_cands(scan(text, terms=terms, region=region)))
+    return as_spans(resolve_cands(scan(text, terms=terms, region=region, languages=languages)))

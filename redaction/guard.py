@@ -6,6 +6,8 @@ import re
 from typing import Iterable
 
 from .detect import scan
+from .rules import compiled
+from .secrets import CUE_REACH, cue_matches
 from .restore import Segment, merge_plain
 from .spans import CREDIT_CARD, SECRET, resolve_cands
 
@@ -18,8 +20,27 @@ _TOKEN_BEFORE_WS_RE = re.compile(r"\S+(?=\s)")
 _HOT_END_RE = re.compile(r"(?:\d|[:=\"'`]|(?i:password|passwd|pwd|secret|key|token|bearer))$")
 
 
+_PEM_END_RE = re.compile(r"-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----")
+
+
+def _held(buf: str) -> list[tuple[int, int]]:
+    """Stretches no cut may fall in: a few words after a secret cue word ("the password for
+    the portal is ..."), where the value may still come, and a PEM block up to its END line."""
+    zones = [(m.end(), m.end() + CUE_REACH) for m in cue_matches(buf.lower(), compiled())]
+    i = buf.find("-----BEGIN")
+    while i >= 0:
+        end = _PEM_END_RE.search(buf, i)
+        zones.append((i, end.end() if end else len(buf) + 1))
+        i = buf.find("-----BEGIN", i + 1)
+    return zones
+
+
 def _safe_cuts(buf: str, base: int) -> list[int]:
-    return [m.end() for m in _TOKEN_BEFORE_WS_RE.finditer(buf, base) if not _HOT_END_RE.search(m.group())]
+    cuts = [m.end() for m in _TOKEN_BEFORE_WS_RE.finditer(buf, base) if not _HOT_END_RE.search(m.group())]
+    zones = _held(buf) if cuts else []
+    if zones:
+        cuts = [c for c in cuts if not any(a <= c < b for a, b in zones)]
+    return cuts
 
 
 class OutputGuard:

@@ -9,14 +9,18 @@ from typing import Sequence
 import phonenumbers
 
 from .phonevalid import valid_number
-from .pii import NON_DIGIT_RE, digit_runs
+from .rules import compiled
+from .pii import _IBAN_HEAD_RE, NON_DIGIT_RE, digit_runs
 from .shadow import translate_table
-from .spans import PHONE_NUMBER, Cand, Span, as_spans
+from .spans import PHONE_NUMBER, Cand
 
-# Candidates: optional +/00 prefix, 7-15 digits, single separators or parens.
+# Candidates: optional +/00 prefix, 7-15 digits, single separators or parens. A comma
+# before or after is a CSV delimiter unless it joins digits as a decimal separator would
+# (one to three digits on the other side).
 _PHONE_RE = re.compile(
-    r"(?<![\w+#/.,$\u00a3\u20ac-])(?:\+|00)?(?:\(\d{1,5}\)|\d+)"
-    r"(?:(?:[ .\-/]|(?<=\)))\(?\d+\)?){0,7}(?![\w]|[.,:/-]?\d)"
+    r"(?<![\w+#/.$\u00a3\u20ac-])(?<!\d,)(?:\+|00)?(?:\(\d{1,5}\)|\d+)"
+    r"(?:(?:[ .\-/]|(?<=\)))\(?\d+\)?){0,7}"
+    r"(?![\w]|[.:/-]?\d|(?<=(?<!\d)\d),\d|(?<=(?<!\d)\d\d),\d|(?<=(?<!\d)\d\d\d),\d)"
 )
 _PHONE_CTX_RE = re.compile(
     r"(?i)\b(?:tel|phone|call|mobile|mob|cell|fax|ph|whatsapp|direct|dial|sms|text|reach|contact|number|no)\b\W{0,4}$"
@@ -75,27 +79,17 @@ def clear_cache() -> None:
 _PHONE_PUNCT = translate_table(str.maketrans("", "", "+ .-/()"))
 
 
-def find_phones(
-    text: str,
-    region: str = "US",
-    blocked: Sequence[Span] = (),
-    runs: Sequence[tuple[int, int]] | None = None,
-) -> list[Span]:
-    """Phone numbers valid for ``phonenumbers``; national formats use ``region``.
-
-    Candidates overlapping ``blocked`` spans (higher-priority detections,
-    sorted by end) are skipped without calling the slow validator.
-    """
-    return as_spans(scan_phones(text, region, [(s.start, s.end, s.type, s.score) for s in blocked], runs))
-
-
 def scan_phones(
     text: str,
     region: str = "US",
     blocked: Sequence[Cand] = (),
     runs: Sequence[tuple[int, int]] | None = None,
+    rules=None,
 ) -> list[Cand]:
-    """:func:`find_phones` on candidate tuples (``blocked`` sorted by end)."""
+    """:func:`find_phones` on candidate tuples (``blocked`` sorted by end); ``rules`` are
+    the compiled tables of the languages asked for (``rules.compiled()``, all by default)."""
+    if rules is None:
+        rules = compiled()
     out: list[Cand] = []
     last = -1
     ends = [s[1] for s in blocked]  # bisect on plain ints, built once
@@ -119,7 +113,7 @@ def scan_phones(
         for m in finditer(text, scan_from, hi):
             if m.end() - m.start() < 7:
                 continue
-            span = _phone_at(text, m, region, blocked, ends)
+            span = _phone_at(text, m, region, blocked, ends, rules)
             if span is not None and span[0] >= last:
                 out.append(span)
                 last = span[1]
@@ -127,7 +121,7 @@ def scan_phones(
 
 
 def _phone_at(
-    text: str, m: re.Match[str], region: str, blocked: Sequence[Cand], ends: Sequence[int]
+    text: str, m: re.Match[str], region: str, blocked: Sequence[Cand], ends: Sequence[int], rules=None
 ) -> Cand | None:
     start, cand = m.start(), m.group()
     # Drop a parenthesis that belongs to the surrounding prose.
@@ -152,7 +146,7 @@ def _phone_at(
     # The candidate may have run on into a following number ("+44 20 7946 0958 2024"):
     # retry without its last group or two.
     for _ in range(3):
-        if (hit is None or hit >= start + len(cand)) and _phone_ok(text, start, cand, region):
+        if (hit is None or hit >= start + len(cand)) and _phone_ok(text, start, cand, region, rules):
             return (start, start + len(cand), PHONE_NUMBER, 0.85)
         last_group = _LAST_GROUP_RE.search(cand)  # anchored at the end: at most one match
         shorter = cand[:last_group.start()] if last_group else cand
@@ -162,13 +156,69 @@ def _phone_at(
     return None
 
 
-def _phone_ok(text: str, start: int, cand: str, region: str) -> bool:
-    """The checks after the overlap test: digit count, context cue, date shape, validity."""
+# A number that starts with a year and a separator is a lot, batch or reference number
+# ("2024-1187-33", "2025 8430 78") unless a phone cue says otherwise.
+_YEAR_LED_RE = re.compile(r"(?:19|20)\d\d[ ./-]")
+_GAP_RE = re.compile(r"[^\d\n]{0,28}")
+
+
+def _cue(text: str, start: int, rules) -> str | None:
+    """"p" when a phone cue comes shortly before ``start``, "a" for an anti-cue (lot, order,
+    invoice...), None for neither. The closest one counts."""
+    lo = start - 40 if start > 40 else 0
+    window = text[lo:start].lower()
+    last = None
+    for m in rules.phone_cue.finditer(window):
+        last = m
+    if last is None or not _GAP_RE.fullmatch(window, last.end()):
+        return None
+    return "p" if last.group("p") is not None else "a"
+
+
+def _intl_plausible(cand: str) -> bool:
+    """An international number: a known country code and a national part of plausible length."""
+    digits = NON_DIGIT_RE.sub("", cand)
+    intl = digits[2:] if cand.startswith("00") else digits
+    for n in (1, 2, 3):
+        if int(intl[:n] or 0) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return 6 <= len(intl) - n <= 13
+    return False
+
+
+def _phone_ok(text: str, start: int, cand: str, region: str, rules=None) -> bool:
+    """The checks after the overlap test: digit count, cue words, date shape, validity.
+
+    A phone cue before the number (rules.PHONE_CUES) is enough with a phone shape: fiction
+    and test ranges, and ranges the metadata does not know yet, are still phone numbers
+    when someone writes "Tel." before them. An anti-cue (a lot, an order number) is never
+    one. Without a cue, an international number needs a known country code, and a national
+    one must be valid in the given region or one of the languages' regions.
+    """
     digits = len(cand.translate(_PHONE_PUNCT))
-    if not 7 <= digits <= 15:
+    if not 7 <= digits <= 15 or _DATE_LIKE_RE.fullmatch(cand):
         return False
-    if digits == len(cand) and not cand.startswith("00"):  # no "+" either: not international
-        # A bare digit run is only a phone number with a phone-ish cue before it.
-        if not _PHONE_CTX_RE.search(text, max(0, start - 24), start):
-            return False
-    return not _DATE_LIKE_RE.fullmatch(cand) and _phone_valid(cand, region)
+    cue = _cue(text, start, rules or compiled())
+    if cue == "a":
+        return False
+    intl = cand[0] == "+" or cand.startswith("00")
+    if cue == "p":
+        return True
+    if digits == len(cand) and not intl:
+        return False  # a bare digit run is a phone number only after a cue
+    if intl:
+        return _intl_plausible(cand) or _phone_valid(cand, region)
+    if _YEAR_LED_RE.match(cand) or _IBAN_HEAD_RE.search(text, max(0, start - 40), start):
+        return False  # a lot number, or digits inside an IBAN-shaped token
+    if _phone_valid(cand, region):
+        return True
+    trunk = cand.lstrip("(").startswith("0")
+    return any(_phone_valid(cand, r) for r in (rules or compiled()).phone_regions
+               if r != region and (trunk or not _uses_trunk(r)))
+
+
+@lru_cache(maxsize=None)
+def _uses_trunk(region: str) -> bool:
+    """True where national numbers are written with a trunk prefix ("0" in DE, FR, NL...):
+    a number without it is not a national number of that region."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region, None)
+    return bool(metadata is not None and metadata.national_prefix)

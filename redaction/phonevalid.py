@@ -3,7 +3,7 @@
 ``valid_number(country_code, nsn)`` gives the same verdict as
 ``is_valid_number_for_region(n, main_region) or is_valid_number(n)`` for a
 ``PhoneNumber`` ``n`` with that country code and national significant number,
-but costs ~1 us instead of 8-25 us: phonenumbers looks up (and, once they fall
+at a fraction of the cost: phonenumbers looks up (and, once they fall
 out of ``re``'s 512-entry cache, recompiles) each metadata pattern on every
 check and walks its metadata objects in Python. The steps mirror
 ``phonenumberutil``: ``is_valid_number_for_region``, ``_number_type_helper``,

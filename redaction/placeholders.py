@@ -34,12 +34,7 @@ LABELS: dict[str, str] = {
 PLACEHOLDER_RE = re.compile(r"\[[A-Z][A-Z0-9_]*_\d+\]")
 
 
-def label_for(type_: str) -> str:
-    """Placeholder label for a type; custom term types use their own name."""
-    return LABELS.get(type_, type_)
-
-
-# ASCII fast paths for normalize(): on ASCII text, str.isdigit/isalnum are
+# ASCII fast paths for the identity keys: on ASCII text, str.isdigit/isalnum are
 # exactly 0-9 / letters and digits, so deleting the other ASCII characters
 # gives the same key as the per-character filter.
 _ASCII_NON_DIGITS = str.maketrans("", "", "".join(chr(c) for c in range(128) if not chr(c).isdigit()))
@@ -67,12 +62,6 @@ def _term_key(value: str) -> str:
 _KEYS = {t: None for t in LABELS}
 _KEYS.update({CREDIT_CARD: _digit_key, PHONE_NUMBER: _digit_key, IBAN_CODE: _iban_key,
               EMAIL_ADDRESS: str.lower, IP_ADDRESS: str.lower})
-
-
-def normalize(type_: str, value: str) -> str:
-    """Identity key: same key => same placeholder within one request."""
-    key = _KEYS.get(type_, _term_key)
-    return value if key is None else key(value)
 
 
 # The first placeholders of each built-in label, formatted once.
@@ -115,10 +104,6 @@ class PlaceholderMap(Mapping[str, str]):
 
     def type_of(self, placeholder: str) -> str | None:
         return self._types.get(placeholder)
-
-    @property
-    def max_placeholder_len(self) -> int:
-        return max((len(p) for p in self._values), default=0)
 
     def __getitem__(self, placeholder: str) -> str:
         return self._values[placeholder]

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
+from typing import Collection, Mapping
 
 from .detect import DEFAULT_REGION, scan
 from .placeholders import PLACEHOLDER_RE, PlaceholderMap
+from .rules import compiled
 from .spans import BUILTIN_TYPES, LITERAL, resolve_cands
 from .terms import TermMatcher
 
@@ -18,12 +19,15 @@ DEFAULT_ACTION = "redact"
 class Policy:
     """type -> action ("redact" | "reject" | "allow"); unlisted types use ``default``.
 
-    ``region`` is the default phone region for national-format numbers.
+    ``region`` is the phone region tried first for national-format numbers;
+    ``languages`` (a collection of codes from ``rules.LANGUAGES``, None for all) picks
+    the languages whose cue words and phrase rules apply.
     """
 
     actions: Mapping[str, str] = field(default_factory=dict)
     default: str = DEFAULT_ACTION
     region: str = DEFAULT_REGION
+    languages: Collection[str] | None = None
 
     def __post_init__(self) -> None:
         for type_, action in self.actions.items():
@@ -32,6 +36,9 @@ class Policy:
         if self.default not in ACTIONS:
             raise ValueError("invalid default policy action; expected redact, reject or allow")
         object.__setattr__(self, "actions", MappingProxyType(dict(self.actions)))
+        if self.languages is not None:
+            compiled(self.languages)  # unknown codes fail here, not on the first request
+            object.__setattr__(self, "languages", frozenset(lang.lower() for lang in self.languages))
 
     @classmethod
     def coerce(cls, policy: "Policy | Mapping[str, str]") -> "Policy":
@@ -90,7 +97,8 @@ def redact(
         mapping = PlaceholderMap()
     # Allowed types are not detected at all: their spans could only be dropped.
     types = [t for t in BUILTIN_TYPES if pol.action(t) != "allow"]
-    candidates = scan(text, terms=terms, region=pol.region, types=None if len(types) == len(BUILTIN_TYPES) else types)
+    candidates = scan(text, terms=terms, region=pol.region, languages=pol.languages,
+                      types=None if len(types) == len(BUILTIN_TYPES) else types)
     if terms and (pol.default == "allow" or "allow" in pol.actions.values()):  # a term type may be allowed
         action, default = pol.actions.get, pol.default
         candidates = [c for c in candidates if action(c[2], default) != "allow"]

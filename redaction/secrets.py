@@ -11,7 +11,8 @@ import json
 import os
 import re
 
-from .spans import SECRET, URL_CREDENTIALS, Cand, Span, as_spans
+from .rules import SECRET_PROVIDERS, compiled
+from .spans import SECRET, URL_CREDENTIALS, Cand
 
 # Regexes start with a literal or character class so the engine can skip
 # ahead quickly; the "not preceded by a token character" check is done in
@@ -45,7 +46,8 @@ _KV_KEYS = (
 _KV_RE = re.compile(rf"(?:{_KV_KEYS})[\"']?[ \t]*([:=])[ \t]*([\"']?)([^\s\"'`,;&]+)")
 _KV_RE_I = re.compile(_KV_RE.pattern, re.IGNORECASE)
 _AWS_SECRET_RE_I = re.compile(_AWS_SECRET_RE.pattern, re.IGNORECASE)
-_URL_CRED_RE = re.compile(r"://([^\s:/?#@\[\]]*:[^\s/?#@]+)@[A-Za-z0-9.\[\]-]+")
+# The password may hold a raw "#" (people paste them unencoded); not "/", "?" or "@".
+_URL_CRED_RE = re.compile(r"://([^\s:/?#@\[\]]*:[^\s/?@]+)@[A-Za-z0-9.\[\]-]+")
 # Every branch of _PREFIXED_RE starts with one of these.
 _PREFIX_HINTS = ("sk_", "rk_", "sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "AIza")
 
@@ -180,12 +182,8 @@ def _matches_at(regex: re.Pattern[str], text: str, starts: list[int]) -> list[re
     return out
 
 
-def find_secrets(text: str, *, low: str | None = None) -> list[Span]:
-    """``low`` is ``text.lower()`` when the caller already has it."""
-    return as_spans(scan_secrets(text, low))
-
-
-def scan_secrets(text: str, low: str | None = None) -> list[Cand]:
+def scan_secrets(text: str, low: str | None = None, rules=None) -> list[Cand]:
+    """``rules``: the compiled tables of the languages asked for (all by default)."""
     out: list[Cand] = []
     for m in _AWS_KEY_ID_RE.finditer(text):
         if _starts_token(text, m.start()):
@@ -221,11 +219,67 @@ def scan_secrets(text: str, low: str | None = None) -> list[Cand]:
             value = value.rstrip(".)]}>")  # sentence punctuation, not part of the value
         if _kv_value_ok(sep, quoted, value):
             out.append((m.start(3), m.start(3) + len(value), SECRET, 0.8))
+    out += _scan_table(text, low, rules or compiled())
     return out
 
 
-def find_url_credentials(text: str) -> list[Span]:
-    return as_spans(scan_url_credentials(text))
+_PROVIDERS = tuple((hint, re.compile(pattern), group) for _, hint, pattern, group in SECRET_PROVIDERS)
+# A value introduced by a cue word: the first of the next few tokens on the same line
+# that mixes letters with digits. Trailing sentence punctuation and quotes are not part of it.
+_TOKEN_RE = re.compile(r"[^\s\"'`&;,]+")
+_VALUE_END = ".,;:)]}>\"'"
+CUE_REACH, _CUE_TOKENS = 64, 8
+
+
+def _value_like(value: str) -> bool:
+    if not any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
+        return False
+    if "://" in value or "@" in value:
+        return False
+    if value[0] in "$<{[%*(" or value.lower() in _KV_STOP:
+        return False
+    return not (value.replace("-", "").replace(".", "").replace("/", "").isdigit())
+
+
+def cue_matches(low: str, rules) -> list[re.Match[str]]:
+    """Secret cue words at word starts, found from their stems."""
+    starts: list[int] = []
+    for stem in rules.secret_stems:
+        i = low.find(stem)
+        while i >= 0:
+            if i == 0 or not low[i - 1].isalnum():
+                starts.append(i)
+            i = low.find(stem, i + 1)
+    out = []
+    match = rules.secret_cue.match
+    for i in sorted(starts):
+        m = match(low, i)
+        if m is not None:
+            out.append(m)
+    return out
+
+
+def _scan_table(text: str, low: str, rules) -> list[Cand]:
+    """Provider formats (rules.SECRET_PROVIDERS) and values after cue words (rules.SECRET_CUES)."""
+    out: list[Cand] = []
+    for hint, regex, group in _PROVIDERS:
+        if hint in text:
+            for m in regex.finditer(text):
+                if group or _starts_token(text, m.start()):
+                    if m.end() == len(text) or text[m.end()] not in _TOKEN_CHARS:
+                        out.append((m.start(group), m.end(group), SECRET, 0.9))
+    if len(low) == len(text):
+        for cue in cue_matches(low, rules):
+            stop = text.find("\n", cue.end())
+            for n, m in enumerate(_TOKEN_RE.finditer(text, cue.end(), len(text) if stop < 0 else stop)):
+                if n >= _CUE_TOKENS or m.start() > cue.end() + CUE_REACH:
+                    break
+                value = m.group().lstrip(":=").rstrip(_VALUE_END)
+                if len(value) >= 6 and _value_like(value):
+                    start = m.start() + len(m.group()) - len(m.group().lstrip(":="))
+                    out.append((start, start + len(value), SECRET, 0.8))
+                    break
+    return out
 
 
 def scan_url_credentials(text: str) -> list[Cand]:

@@ -1,3 +1,4 @@
+"""Signal receivers of the redaction app: saving or deleting a SensitiveTerm invalidates the term cache."""
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 

@@ -57,8 +57,8 @@ def rank(type_: str) -> int:
     return _RANK.get(type_, _TERM_RANK)
 
 
-# Detectors build (start, end, type, score) tuples: a frozen dataclass costs
-# ~0.8 us to construct, and redact() never needs Span objects at all.
+# Detectors build (start, end, type, score) tuples: a frozen dataclass is costly to
+# construct, and redact() never needs Span objects at all.
 Cand = tuple[int, int, str, float]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -20,13 +21,14 @@ from llama_cpp import _internals as internals
 from .base import BackendError, CancelFlag, SamplingParams
 
 END = object()  # put on a sequence's queue when it has finished
+logger = logging.getLogger(__name__)
 
 # ggml calls the abort callback after every graph node from a native thread. A Python
 # callback would take the GIL hundreds of times per token, so the callback is libc's
 # strlen over a two-byte flag: it returns 1 (abort) once the first byte is set, 0 otherwise.
 _libc = ctypes.CDLL(None)
 _ABORT_WHEN_FLAG_SET = llama_cpp.ggml_abort_callback(ctypes.cast(_libc.strlen, ctypes.c_void_p).value)
-_DECODE_ABORTED = "llama_decode returned 2"
+_DECODE_ABORTED = 2  # llama_decode's return code when the abort callback stopped it (llama.h)
 
 
 @dataclass(eq=False)
@@ -50,12 +52,21 @@ class Sequence_:
     def prefilling(self) -> bool:
         return self.prompt_done < len(self.prompt_tokens)
 
+    @property
+    def repeatable(self) -> bool:
+        """Greedy or seeded: the same prompt and parameters must give the same text."""
+        return self.params.temperature == 0 or self.params.seed is not None
+
 
 @dataclass
 class _SlotCache:
     tokens: list[int] = field(default_factory=list)  # what this sequence's KV cells hold
     owner: str | None = None
     prompt_evaluated: int = 0
+    # Leading cells computed exactly as a fresh lone run computes them: in whole n_batch
+    # chunks from position 0, alone in their step. llama.cpp's CPU kernels round
+    # differently for different batch shapes, so only these cells give bit-identical logits.
+    canonical: int = 0
 
 
 class Engine:
@@ -69,6 +80,9 @@ class Engine:
         params.n_batch = params.n_ubatch = n_batch
         params.n_threads = params.n_threads_batch = threads
         params.no_perf = True
+        # Full-size sliding-window cache (Gemma 3): a smaller one overwrites cells that a
+        # later run on the same slot still needs when it reuses a cached prefix.
+        params.swa_full = True
         self.context = internals.LlamaContext(model=model, params=params, verbose=verbose)
         self.batch = internals.LlamaBatch(n_tokens=n_batch + slots, embd=0, n_seq_max=1, verbose=verbose)
         self.n_ctx, self.n_batch = n_ctx, n_batch
@@ -104,12 +118,17 @@ class Engine:
             except RuntimeError:  # the engine thread changed the dict mid-copy
                 continue
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop the thread; it frees the context as it exits. False if it is still running
+        after `timeout` (its context stays allocated until it stops: never freed under it)."""
         self._stopped = True
+        self._abort_flag[0] = b"\x01"  # a long prompt batch in progress stops at its next node
         self._wake.set()
-        self._thread.join(timeout=10)
-        self.batch.close()
-        self.context.close()
+        self._thread.join(timeout=timeout)
+        if self._thread.is_alive():
+            logger.warning("llama.cpp engine thread still running %.0f s after close; its context is left allocated", timeout)
+            return False
+        return True
 
     def _abort_if_alone(self, sequence: Sequence_) -> None:
         # Aborting a step with other sequences in it would cost them their token, so a
@@ -118,14 +137,31 @@ class Engine:
             self._abort_flag[0] = b"\x01"
 
     def _run(self) -> None:
-        while not self._stopped:
-            self._drop_finished()
-            self._admit()
-            if not self._active:
-                self._wake.wait()
-                self._wake.clear()
-                continue
-            self._step()
+        try:
+            while not self._stopped:
+                self._drop_finished()
+                self._admit()
+                if not self._active:
+                    self._wake.wait()
+                    self._wake.clear()
+                    continue
+                self._step()
+        finally:
+            self._shut_down()
+
+    def _shut_down(self) -> None:
+        # Only this thread touches the context, so only it may free it.
+        stopping = BackendError("the model is shutting down")
+        for sequence in list(self._active.values()):
+            self._finish(sequence, stopping)
+        self._active.clear()
+        while True:
+            try:
+                self._finish(self._incoming.get_nowait(), stopping)
+            except queue.Empty:
+                break
+        self.batch.close()
+        self.context.close()
 
     def _admit(self) -> None:
         while True:
@@ -152,12 +188,18 @@ class Engine:
                     break
                 keep += 1
             keep = min(keep, len(sequence.prompt_tokens) - 1)
+            if sequence.repeatable:
+                # Evaluate the rest in the same chunks as a fresh run would, on cells that
+                # a fresh run would have computed bit for bit.
+                keep = min(keep, cache.canonical)
+                keep -= keep % self.n_batch
         cache.owner = sequence.owner
         cache.prompt_evaluated = 0
         if not self.context.kv_cache_seq_rm(sequence.slot, keep, -1):
             keep = 0
             self.context.kv_cache_seq_rm(sequence.slot, 0, -1)
         del cache.tokens[keep:]
+        cache.canonical = min(cache.canonical, keep)
         return keep
 
     def _drop_finished(self) -> None:
@@ -184,10 +226,14 @@ class Engine:
         # Prefill shares the step with generating sequences: a smaller chunk keeps their
         # inter-token latency down while a long prompt is read.
         budget = self.n_batch if not generating else max(self.n_batch // 4, 1)
+        canonical_chunk: Sequence_ | None = None
         for sequence in [s for s in self._active.values() if s.prefilling]:
             take = min(budget, len(sequence.prompt_tokens) - sequence.prompt_done)
             if take <= 0:
                 break
+            if take == self.n_batch and sequence.prompt_done == self.caches[sequence.slot].canonical \
+                    and sequence.prompt_done % self.n_batch == 0 and sequence.prompt_done + take < len(sequence.prompt_tokens):
+                canonical_chunk = sequence  # a whole interior chunk on the fresh-run grid
             for token in sequence.prompt_tokens[sequence.prompt_done : sequence.prompt_done + take]:
                 index = self._add(sequence, token, logits=False)
             sequence.prompt_done += take
@@ -202,12 +248,14 @@ class Engine:
         if self._solo is not None and self._solo.cancel.is_set():
             self._abort_flag[0] = b"\x01"
         try:
-            self.context.decode(self.batch)
-        except RuntimeError as exc:
-            self._step_failed(list(members.values()), exc)
-            return
+            status = llama_cpp.llama_decode(self.context.ctx, batch)
         finally:
             self._solo = None
+        if status != 0:
+            self._step_failed(list(members.values()), status)
+            return
+        if canonical_chunk is not None and len(members) == 1:  # alone, as in a fresh lone run
+            self.caches[canonical_chunk.slot].canonical += self.n_batch
         for sequence, index in outputs:
             self._sample(sequence, index)
 
@@ -242,15 +290,21 @@ class Engine:
         self._active.pop(sequence.slot, None)
         self._finish(sequence)
 
-    def _step_failed(self, sequences: list[Sequence_], exc: RuntimeError) -> None:
-        aborted = str(exc) == _DECODE_ABORTED
+    def _step_failed(self, sequences: list[Sequence_], status: int) -> None:
         for sequence in sequences:
+            if status == _DECODE_ABORTED and sequence.cancel.is_set():
+                error = None  # cancelled: the consumer sees a plain end
+            elif status == _DECODE_ABORTED and self._stopped:
+                error = BackendError("the model is shutting down")
+            else:
+                error = BackendError(f"llama_decode returned {status}")
             cache = self.caches[sequence.slot]
             cache.tokens.clear()  # the KV cells now hold an unknown part of the step
             cache.owner = None
+            cache.canonical = 0
             self.context.kv_cache_seq_rm(sequence.slot, 0, -1)
             self._active.pop(sequence.slot, None)
-            self._finish(sequence, None if aborted else BackendError(str(exc)))
+            self._finish(sequence, error)
 
 
 def _sampler(params: SamplingParams) -> internals.LlamaSampler:

@@ -3,6 +3,7 @@ batching engine (llama_engine.py) on one context."""
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,6 +17,7 @@ from .chat_template import FALLBACK_TEMPLATES, ChatPrompt, ChatTemplate
 from .llama_engine import END, Engine, Sequence_
 from .model_files import configured_model_file
 
+logger = logging.getLogger(__name__)
 _backend_init_lock = threading.Lock()
 _backend_initialized = False
 
@@ -26,6 +28,19 @@ def _init_llama_backend() -> None:
         if not _backend_initialized:
             llama_cpp.llama_backend_init()
             _backend_initialized = True
+
+
+def token_piece(vocab, token: int, size: int = 64) -> bytes:
+    """The bytes of one token (control tokens render empty), however long the piece is."""
+    buffer = ctypes.create_string_buffer(size)
+    length = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, False)
+    if length < 0:  # too small: llama.cpp returns minus the size it needs
+        size = -length
+        buffer = ctypes.create_string_buffer(size)
+        length = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, False)
+        if length < 0:
+            raise BackendError(f"token {token} has no piece of a stable size")
+    return buffer.raw[:length]
 
 
 def extra_buffers_safe(cpuinfo: str = "/proc/cpuinfo") -> bool:
@@ -134,10 +149,7 @@ class LlamaCppBackend:
     def _piece(self, token: int) -> bytes:
         piece = self._piece_cache.get(token)
         if piece is None:
-            buffer = ctypes.create_string_buffer(64)
-            size = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, 64, 0, False)
-            piece = buffer.raw[: max(size, 0)]
-            self._piece_cache[token] = piece
+            piece = self._piece_cache[token] = token_piece(self._vocab, token)
         return piece
 
     def generate(
@@ -173,6 +185,8 @@ class LlamaCppBackend:
     def busy_slots(self) -> set[int]:
         return self._engine.busy_slots()
 
-    def close(self) -> None:
-        self._engine.close()
-        self._model.close()
+    def close(self, timeout: float = 10.0) -> None:
+        if self._engine.close(timeout=timeout):
+            self._model.close()
+        else:  # freeing the model would free the context under the running engine thread
+            logger.warning("llama.cpp model left allocated: its engine thread has not stopped")

@@ -608,7 +608,7 @@ CFG_NEG = ["PORT=8080", "TIMEOUT_SECONDS=30", "APP_VERSION={VERSION}", "IMAGE=ng
            "LOG_LEVEL=info", "MAX_TOKENS=1024", "PASSWORD_MIN_LENGTH=12", "password: ${DB_PASSWORD}", "token: <set in vault>", "SENTRY_DSN_ENABLED=false",
            "replicas: 3", "retry_backoff: 2.5", "api_key: \"\"", "BATCH_SIZE=500", "DEFAULT_CURRENCY=EUR"]
 IPS = ["10.{a}.{b}.{c}", "192.168.{a}.{c}", "172.16.{a}.{c}", "203.0.113.{c}", "198.51.100.{c}", "2001:db8::{h}", "fd12:3456:789a:1::{h}", "2001:db8:85a3::8a2e:370:{h}"]
-URL_SCHEMES = ["postgres://{u}:{p}@db.internal:5432/sales", "mysql://{u}:{p}@10.0.3.7:3306/shop", "https://{u}:{p}@ftp.partner-portal.example/export",
+URL_SCHEMES = ["postgres://{u}:{p}@db.internal:5432/sales", "mysql://{u}:{p}@⟦IP|10.0.3.7⟧:3306/shop", "https://{u}:{p}@ftp.partner-portal.example/export",
                "amqp://{u}:{p}@mq.internal:5672/", "ftp://{u}:{p}@files.example.net/in", "redis://{u}:{p}@cache.internal:6379/0", "mongodb+srv://{u}:{p}@cluster0.example.mongodb.net/app"]
 
 

@@ -48,10 +48,26 @@ def test_phone_negative(text):
     assert found(text, "PHONE_NUMBER") == []
 
 
-def test_phone_region_configurable():
-    text = "ring 020 7946 0958"
-    assert [s.type for s in detect(text, region="GB")] == ["PHONE_NUMBER"]
-    assert detect(text, region="US") == []
+def test_phone_region_and_languages_configurable():
+    text = "office 020 7946 0958"  # no cue: a national number must be valid in a region tried
+    assert [s.type for s in detect(text, region="GB", languages=["es"])] == ["PHONE_NUMBER"]
+    assert detect(text, region="US", languages=["es"]) == []
+    assert [s.type for s in detect(text, region="US")] == ["PHONE_NUMBER"]  # all languages: GB is tried
+
+
+@pytest.mark.parametrize("text,value", [
+    ("Tél. : 01 99 00 12 34", "01 99 00 12 34"),  # fiction range, refused by the metadata
+    ("Handy: 0151 00000000", "0151 00000000"),
+    ("Mobile 07700 900123", "07700 900123"),  # UK drama range
+])
+def test_phone_cue_accepts_numbers_the_metadata_refuses(text, value):
+    assert found(text, "PHONE_NUMBER") == [("PHONE_NUMBER", value)]
+
+
+@pytest.mark.parametrize("text", ["lot 2024-1187-33 released", "Charge 2024 1187 33", "lotto 2025-0054-09",
+                                  "Firmware 8.4.0.9875 fixes it", "IBAN DE89 3704 0044 0532 0130 01 (typo)"])
+def test_lot_and_version_numbers_are_not_phones(text):
+    assert found(text, "PHONE_NUMBER") == []
 
 
 @pytest.mark.parametrize("value", [

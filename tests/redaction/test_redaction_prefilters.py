@@ -244,10 +244,21 @@ def test_cluster_resolution_matches_global_greedy(raw):
 
 
 # ---------------------------------------------------------------- cards, IPv6, lower-casing
+def luhn_reference(digits):
+    """The Luhn check digit by digit, the plain way the fast path stands in for."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.text(alphabet="0123456789", max_size=20))
 def test_luhn_fast_path_matches_the_loop(digits):
-    assert pii.luhn_ok(digits) == pii.luhn_loop(digits)
+    assert pii.luhn_ok(digits) == luhn_reference(digits)
 
 
 @pytest.mark.parametrize("first", "0123456789")

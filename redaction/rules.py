@@ -1,0 +1,226 @@
+"""Rule tables per type and language: the cue words and phrase patterns the detectors compile.
+
+Organised like Presidio's per-language context words and gitleaks' rule list: data, not
+code. To support a new language or phrasing, add a row here; the detectors compile the rows
+of the languages asked for (all of them by default) once per language set.
+
+Patterns are regex fragments matched on the lower-cased, folded text (see folding.py), so
+write them in lower case. ``{pct}``, ``{days}``, ``{qty}`` and ``{year}`` stand for the
+number shapes defined below.
+"""
+from __future__ import annotations
+
+LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "it", "nl", "pt")
+
+# ---------------------------------------------------------------- PHONE_NUMBER
+# A cue right before a phone-shaped number (within a few words) makes it a phone number
+# even when phonenumbers' metadata would refuse it (fiction and test ranges, new ranges).
+PHONE_CUES: dict[str, tuple[str, ...]] = {
+    "en": ("tel", "tel.", "phone", "telephone", "mobile", "mob", "cell", "cell.", "fax", "whatsapp", "call", "ring",
+           "direct line", "direct", "dial", "sms", "text me", "reach me", "number", "ph", "hotline"),
+    "de": ("tel", "tel.", "telefon", "telefonisch", "handy", "mobil", "mobilnummer", "fax", "durchwahl", "ruf",
+           "anrufen", "erreichen", "erreichbar", "rückruf", "nummer", "festnetz"),
+    "fr": ("tél", "tél.", "tel", "téléphone", "portable", "mobile", "mob.", "fax", "ligne directe", "joindre",
+           "appeler", "appelle-moi", "numéro", "standard", "whatsapp"),
+    "es": ("tel", "tel.", "teléfono", "telefono", "tlf", "tlf.", "móvil", "movil", "fax", "llámame", "llamarme",
+           "llamar", "número", "numero", "centralita", "whatsapp", "estoy en el", "dudas"),
+    "it": ("tel", "tel.", "telefono", "cellulare", "cell", "cell.", "fax", "chiamami", "chiamare", "numero",
+           "numero diretto", "centralino", "mi trovi al", "informazioni", "whatsapp"),
+    "nl": ("tel", "tel.", "telefoon", "telefoonnummer", "mobiel", "fax", "bel", "bellen", "bereiken", "nummer",
+           "doorkiesnummer", "receptie", "whatsapp", "vragen"),
+    "pt": ("tel", "tel.", "telefone", "telemóvel", "tlm", "tlm.", "celular", "fax", "liga-me", "ligar",
+           "contactar-me", "número", "whatsapp", "dúvidas"),
+}
+# Words that make a number right after them something else (a lot, an order, an invoice).
+PHONE_ANTI_CUES: dict[str, tuple[str, ...]] = {
+    "en": ("lot", "batch", "order", "po", "invoice", "sku", "ean", "tracking", "shipment", "customer no", "ref",
+           "serial", "id", "build", "firmware", "version", "v", "release"),
+    "de": ("charge", "chargennummer", "auftrag", "bestellung", "rechnung", "art.-nr.", "kundennummer", "sendung",
+           "sendungsnummer", "los", "version"),
+    "fr": ("lot", "commande", "facture", "réf.", "suivi", "colis", "client", "version"),
+    "es": ("lote", "pedido", "factura", "ref.", "seguimiento", "envío", "cliente", "versión"),
+    "it": ("lotto", "ordine", "fattura", "cod. art.", "tracking", "spedizione", "cliente", "versione"),
+    "nl": ("partij", "lotnummer", "order", "factuur", "art.nr.", "zending", "klantnummer", "versie"),
+    "pt": ("lote", "encomenda", "fatura", "ref.", "seguimento", "remessa", "cliente", "versão"),
+}
+# Regions whose national formats are tried (by phonenumbers' metadata) for a number with no
+# cue and no international prefix, per language.
+PHONE_REGIONS: dict[str, tuple[str, ...]] = {
+    "en": ("US", "GB"), "de": ("DE", "AT", "CH"), "fr": ("FR", "BE", "CH"), "es": ("ES",), "it": ("IT",),
+    "nl": ("NL", "BE"), "pt": ("PT",),
+}
+
+# ---------------------------------------------------------------- SECRET
+# Words that introduce a password or key in prose ("the password for the portal is ...",
+# "Passwort: ...", "la clé du bucket est ..."). The value is the first token after the cue,
+# within a few words, that mixes letters with digits or symbols.
+SECRET_CUES: dict[str, tuple[str, ...]] = {
+    "en": ("password", "passwd", "passphrase", "pw", "pwd", "pass", "key", "secret", "token", "credentials",
+           "api key", "access key"),
+    "de": ("passwort", "kennwort", "schlüssel", "api-schlüssel", "api-key", "zugang", "zugangsdaten", "token", "pw"),
+    "fr": ("mot de passe", "mdp", "clé", "cle", "clé api", "jeton", "accès", "identifiants"),
+    "es": ("contraseña", "clave", "clave api", "token", "acceso", "credenciales", "pass"),
+    "it": ("password", "parola d'ordine", "pwd", "chiave", "chiave api", "token", "accesso", "credenziali"),
+    "nl": ("wachtwoord", "ww", "sleutel", "api-sleutel", "toegang", "token"),
+    "pt": ("senha", "palavra-passe", "chave", "chave api", "token", "acesso", "credenciais", "pw"),
+}
+# Provider formats (after gitleaks' and trufflehog's rules): (name, literal every match
+# contains, pattern, group holding the secret). Matched on the original-case folded text.
+SECRET_PROVIDERS: tuple[tuple[str, str, str, int], ...] = (
+    ("sendgrid", "SG.", r"SG\.[\w-]{22}\.[\w-]{43}", 0),
+    ("twilio-api-key", "SK", r"SK[0-9a-f]{32}", 0),
+    ("npm", "npm_", r"npm_[A-Za-z0-9]{36}", 0),
+    ("pypi", "pypi-", r"pypi-AgEIcHlwaS5vcmc[\w-]{50,}", 0),
+    ("shopify", "shp", r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}", 0),
+    ("mailgun", "key-", r"key-[0-9a-f]{32}", 0),
+    ("huggingface", "hf_", r"hf_[A-Za-z]{34}", 0),
+    ("digitalocean", "_v1_", r"do[opr]_v1_[a-f0-9]{64}", 0),
+    ("databricks", "dapi", r"dapi[a-f0-9]{32}(?:-\d)?", 0),
+    ("telegram-bot", ":AA", r"\d{8,10}:AA[\w-]{33}", 0),
+    ("mailchimp", "-us", r"[0-9a-f]{32}-us\d{1,2}", 0),
+    ("square", "EAAA", r"EAAA[\w-]{60}", 0),
+    ("square-oauth", "sq0", r"sq0(?:atp|csp)-[\w-]{22,43}", 0),
+    ("doppler", "dp.", r"dp\.(?:st|ct|sa|scim|audit)\.[A-Za-z0-9_-]{40,44}", 0),
+    ("postman", "PMAK-", r"PMAK-[a-f0-9]{24}-[a-f0-9]{34}", 0),
+    ("stripe-webhook", "whsec_", r"whsec_[A-Za-z0-9]{32,}", 0),
+    ("slack-webhook", "hooks.slack.com", r"hooks\.slack\.com/(?:services|workflows)/([A-Za-z0-9+/]{43,56}|T\w+/B\w+/\w+)", 1),
+    ("azure-storage", "AccountKey=", r"AccountKey=([A-Za-z0-9+/]{86}==)", 1),
+    ("atlassian", "ATATT", r"ATATT3[A-Za-z0-9_=-]{180,200}", 0),
+    ("age-secret-key", "AGE-SECRET-KEY-", r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}", 0),
+    ("aws-secret-after-key-id", "A", r"A(?:KIA|SIA)[A-Z0-9]{16}[^\S\n]{0,3}[/,;:|][^\S\n]{0,3}([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])", 1),
+    ("private-key", "-----BEGIN", r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[\s\S]{64,}?"
+                                  r"-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----", 0),
+)
+
+# ---------------------------------------------------------------- COMMERCIAL_TERM
+# Number shapes used in the phrase patterns (on lower-cased text).
+NUMBERS = {
+    "pct": r"(?<![\d.])(?<!(?<!\d)\d[.,])(?<!(?<!\d)\d\d[.,])(?<!(?<!\d)\d\d\d[.,])\d{1,3}(?:[.,]\d{1,2})?\s?(?:%|percent\b|pct\b|prozent\b|pour\s?cent\b|por\s?ciento\b|per\s?cento\b|procent\b|por\s?cento\b)",
+    "days": r"(?<![\d.])(?<!\d,)\d{1,3}\s(?:days?|tage[n]?|tg\.?|jours?|j\.|d[ií]as|giorni|gg\.?|dagen|dias)",
+    "qty": r"(?<![\d.])(?<!\d,)(?:\d{1,3}(?:[,.\s]\d{3})+|\d+)(?:\s?k)?(?:\s(?:units?|pcs\.?|pieces|items|sets|pairs|cases|cartons|kg|"
+           r"st(?:ü|u)ck|stk\.?|einheiten|unités|pièces|pcs|unidades|uds\.?|piezas|pezzi|unità|stuks|peças|unidades))?",
+    "year": r"(?:19|20)\d{2}",
+}
+# (keywords, pattern): every match holds one of the "|"-separated keywords, at most 40
+# characters after it starts ("%": at most 10, so write percent-first rules under "%").
+TERM_RULES: dict[str, tuple[tuple[str, str], ...]] = {
+    "en": (
+        ("net", r"net[\s-]?\d{1,3}(?:\sdays)?(?:\s?eom)?(?![\d%]|[.,]\d|\s?(?:g|kg|lbs?|ml|l|oz|units?|pcs|percent)\b)"),
+        ("days", r"{days}\s?net"),
+        ("payment", r"payment\s(?:within|in|at|of)\s\d{1,3}\sdays"),
+        ("%", r"{pct}\s(?:up[\s-]?front|in\sadvance|deposit|down|with\s(?:the\s)?order|on\sorder)(?:,?\s(?:the\s)?(?:remainder|balance|rest)\s(?:on|at|before|upon|after)\s\w+)?"),
+        ("deposit", r"deposit\sof\s{pct}(?:[^.\n]{0,30}?,?\s(?:balance|remainder|rest)\s(?:on|at|before|upon|after)\s\w+)?"),
+        ("moq", r"moq(?:\s?(?:of|is|:|=|at))?\s?{qty}"),
+        ("minimum", r"minimum\sorder(?:\squantity)?(?:\s\(moq\))?(?:\s(?:of|is|at))?:?\s{qty}"),
+        ("exclusiv", r"exclusiv(?:e|ity)\b[^.\n]{0,50}?\b(?:until|through|till|thru|to|ending|expires)\s(?:(?:the\s)?end\sof\s)?(?:q[1-4]\s|h[12]\s)?(?:\w+\s)?{year}"),
+        ("sole", r"sole\s(?:distribution|distributor|supplier|agency|selling)(?:\srights)?[^.\n]{0,40}?\b(?:until|through|till|to)\s(?:(?:the\s)?end\sof\s)?{year}"),
+        ("%", r"{pct}\s(?:(?:volume|annual|year-end|yearly|quarterly|gross|net|target|early[- ]payment|trade|loyalty|"
+              r"retro|retrospective|bulk|quantity|promotional|distributor|dealer|reseller|partner|channel|"
+              r"prompt[- ]payment|growth|settlement)\s){0,2}(?:rebate|discount|margin|markup|mark-up|commission|bonus|off)"),
+        ("rebate|discount|margin|markup|mark-up|commission", r"(?:rebate|discount|margin|markup|mark-up|commission)(?::|\s(?:of|is|at|to|set\sat))?\s(?:(?:up\sto|approximately|about|around)\s)?{pct}"),
+    ),
+    "de": (
+        ("zahlungsziel", r"zahlungsziel(?:\svon)?:?\s{days}(?:\snetto)?"),
+        ("zahlbar", r"zahlbar\s(?:innerhalb\s(?:von\s)?|binnen\s|in\s)?{days}(?:\snetto)?"),
+        ("netto", r"netto\s{days}|{days}\snetto"),
+        ("anzahlung", r"{pct}\sanzahlung(?:,?\s(?:der\s)?rest\s(?:bei|nach|vor)\s\w+)?|anzahlung\s(?:von\s)?{pct}(?:,?\s(?:der\s)?rest\s(?:bei|nach|vor)\s\w+)?"),
+        ("mindest", r"mindest(?:bestellmenge|abnahme(?:menge)?|menge|bestellwert)(?:\s(?:liegt\sbei|von|ist|beträgt|:))?:?\s{qty}"),
+        ("exklusiv", r"exklusiv\w*[^.\n]{0,60}?\bbis\s(?:(?:zum\s)?ende\s|mitte\s)?(?:\w+\s)?{year}"),
+        ("skonto", r"{pct}\sskonto(?:\sbei\szahlung\s(?:binnen|innerhalb\s(?:von\s)?)\s{days})?"),
+        ("%", r"{pct}\s\w*(?:rabatt|bonus|marge|provision|nachlass)"),
+        ("marge|rabatt|provision|nachlass|bonus", r"\w*(?:marge|rabatt|provision|nachlass|bonus)\s(?:von\s|in\shöhe\svon\s)?{pct}"),
+    ),
+    "fr": (
+        ("jours", r"(?:paiement|règlement|reglement|payable)\s(?:à|a|sous)\s{days}(?:\s(?:fin\sde\smois|net|date\sde\sfacture))?|{days}\s(?:net|fin\sde\smois)"),
+        ("acompte", r"acompte\s(?:de\s)?{pct}(?:[^.\n]{0,25}?,?\s(?:le\s)?solde\s(?:à|a)\s(?:la\s)?\w+)?|{pct}\sd'acompte"),
+        ("minimum", r"(?:minimum\sde\scommande|commande\sminimum(?:ale)?|quantité\sminimum(?:ale)?)(?:\sde|\s:|:)?\s{qty}"),
+        ("exclusiv", r"(?:exclusivité|distribution\sexclusive)[^.\n]{0,60}?\bjusqu(?:'|\s)?(?:à|a|en|au)\s(?:(?:la\s)?fin\s(?:de\s)?)?(?:\w+\s)?{year}"),
+        ("escompte", r"{pct}\sd'escompte(?:\spour\spaiement\s(?:à|a)\s{days})?"),
+        ("remise|marge|ristourne|commission|rabais|escompte", r"(?:remise|marge|ristourne|commission|rabais|escompte)(?:\s(?:de\s)?fin\sd'année)?\s(?:de\s)?{pct}"),
+        ("%", r"{pct}\sde\s(?:remise|marge|ristourne|rabais)"),
+    ),
+    "es": (
+        ("pago", r"pago\s(?:a|en)\s{days}(?:\sfecha\s(?:de\s)?factura)?"),
+        ("neto", r"{days}\snetos?"),
+        ("adelantado", r"{pct}\s(?:por\sadelantado|de\santicipo)(?:\sy\s(?:el\s)?resto\s(?:a\sla|en\sla|contra)\s\w+)?"),
+        ("anticipo", r"anticipo\s(?:del?\s)?{pct}(?:[^.\n]{0,25}?,?\s(?:y\s)?(?:el\s)?resto\s(?:a\sla|en\sla|contra)\s\w+)?"),
+        ("mínim", r"(?:pedido\smínimo|cantidad\smínima(?:\sde\spedido)?|compra\smínima)(?:\sde|:)?\s{qty}"),
+        ("exclusiv", r"(?:exclusividad|distribución\sexclusiva)[^.\n]{0,60}?\bhasta\s(?:(?:finales|el\sfinal|fin)\sde\s)?(?:\w+\s)?{year}"),
+        ("descuento|margen|rappel|comisión|bonificación", r"(?:descuento|margen|rappel|comisión|bonificación)\s(?:del?\s)?{pct}"),
+        ("%", r"{pct}\sde\s(?:descuento|margen|rappel|comisión|bonificación)(?:\spor\spronto\spago)?"),
+    ),
+    "it": (
+        ("giorni", r"pagamento\sa\s{days}(?:\s(?:data\sfattura|d\.f\.)(?:\sfine\smese)?)?"),
+        ("gg", r"\d{1,3}\sgg\.?\s(?:data\sfattura|d\.f\.|fine\smese)(?:\sfine\smese)?"),
+        ("acconto", r"acconto\s(?:del\s)?{pct}(?:,?\s(?:e\s)?(?:il\s)?saldo\s(?:alla|a|al)\s\w+)?"),
+        ("minim", r"(?:ordine\sminimo|quantità\sminima(?:\sd'ordine)?|minimo\sd'ordine)(?:\sdi|:)?\s{qty}"),
+        ("esclusiv", r"esclusiv\w*[^.\n]{0,60}?\bfino\s(?:al?\s|a\sfine\s)(?:\w+\s)?{year}"),
+        ("sconto|margine|ristorno|premio|provvigione|commissione", r"(?:sconto|margine|ristorno|premio(?:\sdi\sfine\sanno)?|provvigione|commissione)\s(?:del\s|di\s)?{pct}(?:\sper\spagamento\santicipato)?"),
+        ("%", r"{pct}\sdi\s(?:sconto|margine)"),
+    ),
+    "nl": (
+        ("dagen", r"betaling\sbinnen\s{days}|{days}\snetto|netto\s{days}"),
+        ("aanbetaling", r"{pct}\saanbetaling(?:,?\s(?:de\s)?rest\sbij\s\w+)?|aanbetaling\svan\s{pct}(?:,?\s(?:de\s)?rest\sbij\s\w+)?"),
+        ("minim", r"(?:minimale\sbestelhoeveelheid|minimumafname|minimum\sbestelling|minimale\safname)(?:\sis|\svan|:)?\s{qty}"),
+        ("exclusiv", r"exclusi\w*[^.\n]{0,60}?\btot\s(?:(?:eind|het\seinde\svan)\s)?(?:\w+\s)?{year}"),
+        ("%", r"{pct}\s(?:korting|marge|bonus|provisie)(?:\sbij\sbetaling\sbinnen\s{days})?"),
+        ("korting|marge|bonus|provisie", r"\w*(?:korting|marge|bonus|provisie)\svan\s{pct}"),
+    ),
+    "pt": (
+        ("dias", r"pagamento\sa\s{days}(?:\sap[óo]s\sa\sfatura|\sda\sdata\sda\sfatura)?|{days}\sl[íi]quidos"),
+        ("sinal", r"sinal\sde\s{pct}(?:,?\s(?:o\s)?restante\s(?:na|no|à)\s\w+)?"),
+        ("mínim", r"(?:encomenda\smínima|quantidade\smínima|pedido\smínimo)(?:\sde|:)?\s{qty}"),
+        ("exclusiv", r"exclusiv\w*[^.\n]{0,60}?\baté\s(?:(?:ao\s)?fim\sde\s)?(?:\w+\s)?{year}"),
+        ("desconto|margem|rappel|comissão", r"(?:desconto|margem|rappel|comissão)\s(?:de\s)?{pct}"),
+        ("%", r"{pct}\sde\s(?:desconto|margem)(?:\spor\spronto\spagamento)?"),
+    ),
+}
+
+
+# ---------------------------------------------------------------- compiled per language set
+class Compiled:
+    """The tables of a set of languages, compiled once (see :func:`compiled`)."""
+
+    def __init__(self, languages: frozenset[str]) -> None:
+        import re
+
+        langs = [lang for lang in LANGUAGES if lang in languages]
+        self.languages = frozenset(langs)
+
+        def words(table: dict[str, tuple[str, ...]]) -> str:
+            found = sorted({w for lang in langs for w in table.get(lang, ())}, key=len, reverse=True)
+            return "|".join(re.escape(w) for w in found) or "(?!)"
+
+        # The last cue in the window before a number decides: phone cue or anti-cue.
+        self.phone_cue = re.compile(rf"(?<![\w.])(?:(?P<p>{words(PHONE_CUES)})|(?P<a>{words(PHONE_ANTI_CUES)}))(?![\w])")
+        self.phone_regions = tuple(dict.fromkeys(r for lang in langs for r in PHONE_REGIONS.get(lang, ())))
+        self.secret_cue = re.compile(rf"(?:{words(SECRET_CUES)})(?![\w])")
+        # Every cue starts with one of these stems: str.find for them, then the regex at
+        # each word start found, costs far less than a regex scan of the whole text.
+        stems = sorted({w[:4] for lang in langs for w in SECRET_CUES.get(lang, ())})
+        self.secret_stems = tuple(s for s in stems if not any(o != s and s.startswith(o) for o in stems))
+        rules: dict[str, list[str]] = {}
+        for lang in langs:
+            for hints, pattern in TERM_RULES.get(lang, ()):
+                for name, shape in NUMBERS.items():
+                    pattern = pattern.replace("{" + name + "}", shape)
+                for hint in hints.split("|"):
+                    rules.setdefault(hint, []).append(pattern)
+        # One alternation per keyword; the keyword's presence gates the scan.
+        self.terms = tuple((hint, re.compile(r"\b(?:" + "|".join(f"(?:{p})" for p in pats) + ")"))
+                           for hint, pats in rules.items())
+
+
+_COMPILED: dict[frozenset[str], Compiled] = {}
+
+
+def compiled(languages=None) -> Compiled:
+    """The compiled tables for ``languages`` (None: every language). Built once per set."""
+    key = frozenset(LANGUAGES) if languages is None else frozenset(lang.lower() for lang in languages)
+    unknown = key - set(LANGUAGES)
+    if unknown:
+        raise ValueError("unknown redaction language; expected some of " + ", ".join(LANGUAGES))
+    found = _COMPILED.get(key)
+    if found is None:
+        found = _COMPILED[key] = Compiled(key)
+    return found

@@ -1,3 +1,4 @@
+"""The Django app that holds Sluice's records, lifecycle and transports."""
 from django.apps import AppConfig
 
 

@@ -28,10 +28,6 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
 
 class Generation(models.Model):
     """One generation request's lifecycle, written at accept, start and finish only."""

@@ -1,3 +1,5 @@
+"""The root URLconf: admin, probes, metrics, the two APIs and the editor pages; JSON error
+handlers for Django's own 400/403/404/500 under the APIs."""
 from django.contrib import admin
 from django.urls import include, path, re_path
 

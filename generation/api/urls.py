@@ -1,3 +1,4 @@
+"""The native API's routes, mounted at /api/v1/."""
 from django.urls import path
 
 from . import views

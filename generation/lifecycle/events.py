@@ -1,4 +1,4 @@
-"""The native stream's events (design §2). Transports render them; nothing else does."""
+"""The native stream's events (docs/api.md). Transports render them; nothing else does."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

@@ -13,7 +13,7 @@ from llama_cpp import _internals as internals
 
 from generation.backends.base import BackendError, CancelFlag, SamplingParams
 from generation.backends.llamacpp import LlamaCppBackend
-from generation.model_files import embedded_model_file
+from generation.backends.model_files import embedded_model_file
 
 pytestmark = pytest.mark.integration
 PROMPT = "List three tips for keeping a small office tidy."

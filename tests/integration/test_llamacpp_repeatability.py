@@ -9,7 +9,7 @@ import pytest
 
 from generation.backends.base import CancelFlag, SamplingParams
 from generation.backends.llamacpp import LlamaCppBackend
-from generation.model_files import embedded_model_file
+from generation.backends.model_files import embedded_model_file
 
 pytestmark = pytest.mark.integration
 N_BATCH = 64

@@ -1,3 +1,4 @@
+"""`manage.py create_api_key`: make an API key and print it once (only its hash is stored)."""
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 

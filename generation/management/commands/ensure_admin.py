@@ -1,3 +1,4 @@
+"""`manage.py ensure_admin`: create the first staff account when there is none (`make run`)."""
 import secrets
 
 from django.contrib.auth import get_user_model

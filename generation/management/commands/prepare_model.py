@@ -1,3 +1,4 @@
+"""`manage.py prepare_model`: assemble or check the GGUF and print its SHA-256 (the model version)."""
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 

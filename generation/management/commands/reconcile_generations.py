@@ -1,3 +1,4 @@
+"""`manage.py reconcile_generations`: mark rows of dead processes `interrupted` now."""
 from django.core.management.base import BaseCommand
 
 from generation.ops.ownership import generations_reconcile

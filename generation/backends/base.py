@@ -62,7 +62,13 @@ class CancelFlag(threading.Event):
 
 
 class BackendError(Exception):
-    """A model failure. Its message is operational only, never prompt or output text."""
+    """A model failure. Its message is operational only, never prompt or output text;
+    `code` (a fixed word such as "backend_error" or "upstream_failed") is what the run
+    records and its error event shows."""
+
+    def __init__(self, message: str = "", *, code: str = "backend_error") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ChatTemplateError(ValueError):

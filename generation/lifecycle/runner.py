@@ -42,6 +42,19 @@ TIMEOUT_MESSAGES = {
 }
 
 
+# What an error event says for each error code a worker can end with; never payload text.
+FAILURE_MESSAGES = {
+    "upstream_failed": "The model server failed while generating; the text is incomplete. Nothing was kept.",
+}
+FAILURE_MESSAGE = "The model failed while generating. Nothing was kept."
+
+
+def failure_event(error_code: str) -> Error:
+    """The terminal error for a run the model failed: `upstream_failed` keeps its own code."""
+    code = error_code if error_code in FAILURE_MESSAGES else "generation_failed"
+    return Error(code, FAILURE_MESSAGES.get(code, FAILURE_MESSAGE))
+
+
 _closing: set[asyncio.Future] = set()  # strong references to runs still being recorded
 
 
@@ -284,7 +297,7 @@ class GenerationRun:
             return outcome, Done(result.finish_reason, usage, timings)
         if result.finish_reason == "error" and not self.cancel_flag.is_set():
             outcome = self._outcome(Status.FAILED, result, first_token_at, error_code=result.error_code)
-            return outcome, Error("generation_failed", "The model failed while generating. Nothing was kept.")
+            return outcome, failure_event(result.error_code)
         return self._stopped_outcome(result, first_token_at)
 
     def _stopped_outcome(self, result: WorkerResult | None, first_token_at):

@@ -117,9 +117,9 @@ def run_model(
         if tail:
             emit(TokenText(tail, time.monotonic(), produced))
         return result(finish)
-    except BackendError:
+    except BackendError as exc:
         logger.exception("model backend failed")  # BackendError messages are operational only
-        return result("error", "backend_error")
+        return result("error", exc.code)
     except Exception as exc:  # noqa: BLE001 - the stream must still end with a terminal event
         # Frames only: an exception message might quote data it was handed.
         logger.error("model worker crashed: %s\n%s", type(exc).__name__, "".join(traceback.format_tb(exc.__traceback__)))

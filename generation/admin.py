@@ -16,9 +16,9 @@ from django.urls import path
 from django.utils.functional import cached_property
 
 from .models import ApiKey, Generation
-from .ops.remote_cancel import generations_cancel
+from .ops.remote_cancel import api_key_revoke_everywhere, generations_cancel
 from .records import dashboard
-from .records.api_keys import api_key_create, api_key_revoke
+from .records.api_keys import api_key_create
 from .records.querysets import SeekingDatesQuerySet
 
 
@@ -244,5 +244,5 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke_selected(self, request, queryset):
         keys = list(queryset.filter(revoked_at__isnull=True))
         for api_key in keys:
-            api_key_revoke(api_key=api_key)
+            api_key_revoke_everywhere(api_key=api_key)
         self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)

@@ -13,8 +13,8 @@ from generation.http.responses import RunStreamingResponse, collected_response
 from generation.lifecycle.events import completion_body
 from generation.lifecycle.intake import open_run
 from generation.lifecycle.refusals import REFUSALS, RequestInvalid
-from generation.lifecycle.runtime import active_runs
 from generation.models import Generation
+from generation.ops.remote_cancel import generation_cancel_request
 
 from .validation import validate_generation
 
@@ -44,24 +44,26 @@ def _wants_stream(request, stream_flag: bool | None) -> bool:
     return not ("application/json" in accept and "text/event-stream" not in accept)
 
 
+CANCEL_ERRORS = {
+    "not_found": "No generation with that id belongs to you.",
+    "already_finished": "The generation already ended ({status}).",
+    "cancel_unavailable": "The cancel could not reach the server running the generation. Retry shortly.",
+}
+
+
 @csrf_exempt
 async def generation_cancel(request, request_id):
-    """POST /api/v1/generations/<id>/cancel: stop a queued or running generation you own."""
+    """POST /api/v1/generations/<id>/cancel: stop a queued or running generation you own,
+    whichever server process runs it."""
     if request.method != "POST":
         return wrong_method("POST")
     try:
         caller = await authenticate(request)
     except RequestInvalid as exc:
         return api_error(exc.status, exc.code, exc.message)
-    run = active_runs.get(str(request_id))
-    if run is None or run.caller.identity != caller.identity:
-        owned = await Generation.objects.filter(
-            request_id=request_id, user_id=caller.user_id, api_key_id=caller.api_key_id
-        ).afirst()
-        if owned is None:
-            return api_error(404, "not_found", "No generation with that id belongs to you.")
-        if owned.is_finished:
-            return api_error(409, "already_finished", f"The generation already ended ({owned.status}).")
-        return api_error(409, "not_on_this_server", "The generation is running on another server process.")
-    cancelled = run.request_cancel(Generation.CancelReason.CLIENT_CANCEL)
-    return JsonResponse({"id": str(request_id), "cancel_requested": cancelled}, status=202)
+    answer = await generation_cancel_request(request_id=request_id, caller=caller)
+    if answer.status != 202:
+        message = CANCEL_ERRORS[answer.code].format(status=answer.generation_status)
+        headers = {"Retry-After": "2"} if answer.status == 503 else None
+        return api_error(answer.status, answer.code, message, headers=headers)
+    return JsonResponse({"id": str(request_id), "cancel_requested": answer.cancel_requested}, status=202)

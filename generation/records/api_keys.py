@@ -28,11 +28,16 @@ def api_key_create(*, name: str, user=None) -> tuple[ApiKey, str]:
 
 
 def api_key_revoke(*, api_key: ApiKey) -> None:
-    """Revoke a key; this process stops accepting it at once."""
+    """Revoke a key; this process stops accepting it at once (ops.remote_cancel tells the others)."""
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
-    _verified_keys.pop(api_key.key_hash, None)
+    forget_verified_key(api_key.key_hash)
+
+
+def forget_verified_key(key_hash: str) -> None:
+    """Drop a key from this process's verification cache: its next use reads the database."""
+    _verified_keys.pop(key_hash, None)
 
 
 def hash_api_key(raw_key: str) -> str:
@@ -49,8 +54,8 @@ class _VerifiedKey:
 
 
 # Hash -> verified key, so the hot path skips a database round trip (a thread hop and, under
-# ASGI, a fresh connection per request). Revocation clears this process's entry at once;
-# other processes notice within API_KEY_CACHE_SECONDS.
+# ASGI, a fresh connection per request). Revocation clears every process's entry through the
+# channel layer; without it, other processes notice within API_KEY_CACHE_SECONDS.
 _verified_keys: dict[str, _VerifiedKey] = {}
 
 

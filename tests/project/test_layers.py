@@ -26,6 +26,7 @@ SHARED = {
 DEFERRED = {
     ("generation.management.commands.serve", "project.http_server"): "daphne.server installs Twisted's reactor on import",
     ("generation.management.commands.serve", "project.asgi"): "builds the ASGI application: only when serving",
+    ("project.apps", "project.checks"): "Django's idiom: system checks register when the app is ready",
 }
 
 

@@ -47,12 +47,14 @@ def iter_events(response: httpx.Response) -> Iterator[tuple[str, dict]]:
         yield message["event"], json.loads(message["data"])
 
 
-def open_stream(client: httpx.Client, server, body: dict = LONG_BODY):
-    """Start a generation and read until it is producing text. Returns the open response,
-    its live event iterator (dropping it would close the connection) and the request id.
-    The caller closes the response."""
+def open_stream(client: httpx.Client, server, body: dict = LONG_BODY, headers: dict | None = None):
+    """Start a generation (as the server's own key unless `headers` say otherwise) and read
+    until it is producing text. Returns the open response, its live event iterator (dropping
+    it would close the connection) and the request id. The caller closes the response."""
     response = client.send(
-        client.build_request("POST", f"{server.url}/api/v1/generations", json=body, headers=server.headers()),
+        client.build_request(
+            "POST", f"{server.url}/api/v1/generations", json=body, headers=headers or server.headers()
+        ),
         stream=True,
     )
     events = iter_events(response)

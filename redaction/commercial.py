@@ -296,17 +296,22 @@ def scan_term_rules(text: str, low: str, rules) -> list[Cand]:
     out: list[Cand] = []
     n = len(low)
     for hint, regex in rules.terms:
+        reach = 10 if hint == "%" else _TERM_REACH
         i = low.find(hint)
-        last = -1
+        last = 0
         while i >= 0:
-            # Every rule's match holds its keyword, at most _TERM_REACH characters after
-            # the match starts: try only around each occurrence.
-            reach = 10 if hint == "%" else _TERM_REACH
-            lo = i - reach if i > reach else 0
-            if lo < last:
-                lo = last
-            m = regex.search(low, lo, min(n, i + len(hint) + 160))
-            if m is not None and m.start() <= i < m.end():
+            # Every rule's match holds its keyword, at most ``reach`` characters after the
+            # match starts, and starts a word: try only those starts around each occurrence.
+            m = None
+            lo = i - reach if i - reach > last else last
+            hi = i + len(hint) + 160 if i + len(hint) + 160 < n else n
+            for st in range(lo, i + 1):
+                if low[st].isalnum() and (st == 0 or not low[st - 1].isalnum()):
+                    m = regex.match(low, st, hi)
+                    if m is not None and m.end() > i:
+                        break
+                    m = None
+            if m is not None:
                 if _free(text, m.start()):
                     out.append((m.start(), m.end(), COMMERCIAL_TERM, 0.85))
                 last = m.end()

@@ -197,7 +197,7 @@ class Compiled:
         self.secret_cue = re.compile(rf"(?:{words(SECRET_CUES)})(?![\w])")
         # Every cue starts with one of these stems: str.find for them, then the regex at
         # each word start found, costs far less than a regex scan of the whole text.
-        stems = sorted({w[:4] for lang in langs for w in SECRET_CUES.get(lang, ())})
+        stems = sorted({w[:8] for lang in langs for w in SECRET_CUES.get(lang, ())})
         self.secret_stems = tuple(s for s in stems if not any(o != s and s.startswith(o) for o in stems))
         rules: dict[str, list[str]] = {}
         for lang in langs:

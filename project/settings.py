@@ -139,6 +139,29 @@ SLUICE_N_GPU_LAYERS = env.int("SLUICE_N_GPU_LAYERS", default=0)  # -1: all layer
 SLUICE_LLAMA_EXTRA_BUFFERS = env.bool("SLUICE_LLAMA_EXTRA_BUFFERS", default=None)
 SLUICE_SLOTS = env.int("SLUICE_SLOTS", default=4)  # chosen from bench/slots_bench.py on 2 cores
 SLUICE_MAX_QUEUE = env.int("SLUICE_MAX_QUEUE", default=16)
+
+# Remote engines (docs/deployment.md, "Scaling out"). SLUICE_UPSTREAMS lists the base URLs
+# of OpenAI-compatible engine servers, each optionally named (`a=http://10.0.0.5:8080`);
+# setting it serves from them instead of a model in this process, with the scheduler's slots
+# the sum of theirs. The per-upstream lists take one value for all or one per upstream.
+SLUICE_UPSTREAMS = env("SLUICE_UPSTREAMS", default="")
+SLUICE_UPSTREAM_SLOTS = env("SLUICE_UPSTREAM_SLOTS", default="4")  # concurrent requests per upstream
+SLUICE_UPSTREAM_API_KEYS = env("SLUICE_UPSTREAM_API_KEYS", default="")  # sent as Bearer; empty: none
+SLUICE_UPSTREAM_MODEL = env("SLUICE_UPSTREAM_MODEL", default="")  # the `model` sent; empty: none
+SLUICE_UPSTREAM_MODEL_VERSION = env("SLUICE_UPSTREAM_MODEL_VERSION", default="")  # empty: the upstream's model list
+SLUICE_UPSTREAM_PROMPT = env("SLUICE_UPSTREAM_PROMPT", default="text")  # text | tokens (llama-server, vLLM)
+SLUICE_UPSTREAM_AFFINITY = env.bool("SLUICE_UPSTREAM_AFFINITY", default=False)  # a caller sticks to one upstream
+SLUICE_UPSTREAM_CONNECT_TIMEOUT_SECONDS = env.float("SLUICE_UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=2.0)
+SLUICE_UPSTREAM_RETRY_BUDGET_SECONDS = env.float("SLUICE_UPSTREAM_RETRY_BUDGET_SECONDS", default=5.0)
+SLUICE_UPSTREAM_HEALTH_SECONDS = env.float("SLUICE_UPSTREAM_HEALTH_SECONDS", default=5.0)  # 0: passive checks only
+SLUICE_UPSTREAM_COOLDOWN_SECONDS = env.float("SLUICE_UPSTREAM_COOLDOWN_SECONDS", default=10.0)
+SLUICE_UPSTREAM_HEALTH_PATH = env("SLUICE_UPSTREAM_HEALTH_PATH", default="/health")
+if SLUICE_UPSTREAMS:
+    if "SLUICE_BACKEND" not in env:
+        SLUICE_BACKEND = "generation.backends.remote.RemoteBackend"
+    _upstream_count = len([url for url in SLUICE_UPSTREAMS.split(",") if url.strip()])
+    _upstream_slots = [int(value) for value in SLUICE_UPSTREAM_SLOTS.split(",") if value.strip()] or [4]
+    SLUICE_SLOTS = sum(_upstream_slots) if len(_upstream_slots) > 1 else _upstream_slots[0] * _upstream_count
 SLUICE_MAX_TOKENS = env.int("SLUICE_MAX_TOKENS", default=1024)
 SLUICE_DEFAULT_MAX_TOKENS = env.int("SLUICE_DEFAULT_MAX_TOKENS", default=256)
 SLUICE_MAX_PROMPT_CHARS = env.int("SLUICE_MAX_PROMPT_CHARS", default=16000)

@@ -25,8 +25,14 @@ def get_backend() -> Backend:
     global _backend
     if _backend is None:
         with _lock:
-            if _backend is None:
-                _backend = import_string(settings.SLUICE_BACKEND).from_settings(settings)
+            if _backend is not None:
+                return _backend
+            _backend = backend = import_string(settings.SLUICE_BACKEND).from_settings(settings)
+        # A backend whose slots come and go (remote upstreams in cool-down) drives the
+        # scheduler's capacity; outside the lock, since the listener is called at once.
+        listen = getattr(backend, "add_capacity_listener", None)
+        if listen is not None:
+            listen(lambda slots: get_scheduler().set_capacity(slots))
     return _backend
 
 

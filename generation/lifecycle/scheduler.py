@@ -2,7 +2,8 @@
 
 Slots are released from worker threads (when the model has really stopped) and waiters
 live in event loops, so state is guarded by a lock and waiters are woken through their
-own loop with call_soon_threadsafe.
+own loop with call_soon_threadsafe. The slots in service can change while it runs (a
+remote upstream leaving or rejoining): see set_capacity.
 """
 from __future__ import annotations
 
@@ -62,6 +63,8 @@ class Scheduler:
         self.max_queue = max_queue
         self._mean_run_seconds = 5.0
         self._started: dict[int, float] = {}
+        self._retired: list[int] = []  # free slots out of service
+        self._to_retire = 0  # busy slots to take out of service when they are released
 
     def enqueue(self, loop: asyncio.AbstractEventLoop | None = None) -> Ticket:
         """Take a slot now or a place in the queue; raise QueueFull when there is none."""
@@ -98,11 +101,41 @@ class Scheduler:
             if started is not None:
                 elapsed = time.monotonic() - started
                 self._mean_run_seconds = 0.8 * self._mean_run_seconds + 0.2 * elapsed
-            if self._waiting:
+            if self._to_retire:
+                self._to_retire -= 1
+                self._retired.append(slot)
+            elif self._waiting:
                 self._grant(self._waiting.popleft(), slot)
                 self._renumber_locked()
             else:
                 self._free.append(slot)
+
+    def set_capacity(self, slots: int) -> None:
+        """Keep `slots` of the `slot_count` slots in service. Free slots leave at once, busy
+        ones when their run releases them (a run in progress is never cut short); slots that
+        come back go to the waiters first."""
+        with self._lock:
+            change = max(0, min(slots, self.slot_count)) - self._in_service_locked()
+            while change < 0 and self._free:
+                self._retired.append(self._free.pop())
+                change += 1
+            if change < 0:
+                self._to_retire -= change
+                return
+            back = min(change, self._to_retire)
+            self._to_retire -= back
+            change -= back
+            self._retired.sort(reverse=True)
+            for _ in range(min(change, len(self._retired))):
+                slot = self._retired.pop()
+                if self._waiting:
+                    self._grant(self._waiting.popleft(), slot)
+                else:
+                    self._free.append(slot)
+            self._renumber_locked()
+
+    def _in_service_locked(self) -> int:
+        return self.slot_count - len(self._retired) - self._to_retire
 
     def _grant(self, ticket: Ticket, slot: int) -> None:
         ticket.slot = slot
@@ -117,15 +150,15 @@ class Scheduler:
                 waiting._notify()
 
     def _retry_after_locked(self) -> int:
-        rounds = (len(self._waiting) + 1) / max(self.slot_count, 1)
+        rounds = (len(self._waiting) + 1) / max(self._in_service_locked(), 1)
         return max(1, math.ceil(rounds * self._mean_run_seconds))
 
     def snapshot(self) -> dict:
-        """Slots busy and queue depth, for readiness and metrics."""
+        """Slots in service and busy, and queue depth, for readiness and metrics."""
         with self._lock:
             return {
-                "slots": self.slot_count,
-                "slots_busy": self.slot_count - len(self._free),
+                "slots": self._in_service_locked(),
+                "slots_busy": self.slot_count - len(self._free) - len(self._retired),
                 "queue_depth": len(self._waiting),
                 "max_queue": self.max_queue,
             }

@@ -24,17 +24,30 @@ async def healthz(request):
 
 @require_safe
 async def readyz(request):
-    """200 when the model is loaded, the database answers and the server is not draining."""
+    """200 when the model is loaded (remote: an upstream is in service), the database answers
+    and the server is not draining."""
+    backend = loaded_backend()
     checks = {
-        "model": loaded_backend() is not None,
+        "model": backend is not None,
         "database": await database_reachable(),
         "draining": active_runs.draining,
     }
-    ready = checks["model"] and checks["database"] and not checks["draining"]
+    upstreams = upstream_report(backend)
+    if upstreams is not None:
+        checks["upstreams"] = any(upstream["up"] for upstream in upstreams.values())
+    ready = all(checks[name] for name in ("model", "database")) and not checks["draining"] and checks.get("upstreams", True)
     body = {"status": "ready" if ready else "not_ready", "checks": checks, "scheduler": get_scheduler().snapshot()}
+    if upstreams is not None:
+        body["upstreams"] = upstreams
     response = JsonResponse(body, status=200 if ready else 503, headers=NO_STORE)
     response._has_been_logged = True  # noqa: SLF001 - not ready is an answer, not a server error
     return response
+
+
+def upstream_report(backend) -> dict | None:
+    """Each remote upstream's state by its configured name (remote backend only)."""
+    report = getattr(backend, "upstream_report", None)
+    return report() if report is not None else None
 
 
 async def database_reachable() -> bool:

@@ -1,0 +1,95 @@
+"""The model's tokenizer and chat template without its weights, for the remote backend:
+the GGUF opened in llama.cpp's vocab-only mode.
+
+Why not the engine's /tokenize endpoint: a local vocabulary gives the same tokens as a
+llama.cpp engine loading that file, costs no network round trip before the first token,
+keeps prompt-size checks working while every upstream is down, and carries the chat
+template in the same file. vLLM and TGI serve the same model's tokenizer, so a GGUF of
+that model gives the same tokens there too."""
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import llama_cpp
+from llama_cpp import _internals as internals
+
+from .base import BackendError
+from .chat_template import FALLBACK_TEMPLATES, ChatPrompt, ChatTemplate
+from .llamacpp import _init_llama_backend
+
+
+class VocabTokenizer:
+    """Tokens exactly as the llama.cpp backend makes them; see LlamaCppBackend.tokenize."""
+
+    def __init__(self, model_path: str) -> None:
+        _init_llama_backend()
+        params = llama_cpp.llama_model_default_params()
+        params.vocab_only = True
+        try:
+            self._model = internals.LlamaModel(path_model=model_path, params=params, verbose=False)
+        except ValueError as exc:
+            raise BackendError("could not load the tokenizer from the model file") from exc
+        self._lock = threading.Lock()
+        self._pieces: dict[int, bytes] = {}
+        metadata = self._model.metadata()
+        architecture = metadata.get("general.architecture", "")
+        self.context_length = int(metadata.get(f"{architecture}.context_length", 0) or 0)
+        self.bos = self._model.token_bos()
+        self.add_bos = self._model.add_bos_token() and self.bos >= 0
+        template = metadata.get("tokenizer.chat_template") or FALLBACK_TEMPLATES.get(architecture)
+        eos = self._model.token_eos()
+        self.chat_template = (
+            ChatTemplate(
+                template,
+                bos_token=self._model.token_get_text(self.bos) if self.bos >= 0 else "",
+                eos_token=self._model.token_get_text(eos) if eos >= 0 else "",
+            )
+            if template
+            else None
+        )
+
+    def tokenize(self, text: str) -> list[int]:
+        # Control tokens typed into text stay text; in a chat prompt only the template's
+        # markup is read for them.
+        if not isinstance(text, ChatPrompt):
+            return self._model.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        tokens: list[int] = []
+        for part, is_message in text.parts:
+            tokens += self._model.tokenize(part.encode("utf-8"), add_bos=False, special=not is_message)
+        if self.add_bos and tokens[:1] != [self.bos]:
+            tokens.insert(0, self.bos)
+        return tokens
+
+    def as_engine_text(self, tokens: list[int]) -> str | None:
+        """The prompt as text an engine reads back into exactly `tokens` (it adds the BOS and
+        parses control tokens in text), or None when no such text exists: control-token
+        text typed by a user would become control tokens there."""
+        body = tokens[1:] if self.add_bos and tokens[:1] == [self.bos] else tokens
+        with self._lock:
+            for token in body:
+                if token not in self._pieces:
+                    self._pieces[token] = _special_piece(self._model.vocab, token)
+            raw = b"".join(self._pieces[token] for token in body)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        again = self._model.tokenize(text.encode("utf-8"), add_bos=self.add_bos, special=True)
+        return text if again == list(tokens) else None
+
+    def close(self) -> None:
+        self._model.close()
+
+
+def _special_piece(vocab, token: int, size: int = 64) -> bytes:
+    """A token's text with control tokens written out (e.g. <start_of_turn>)."""
+    buffer = ctypes.create_string_buffer(size)
+    length = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, True)
+    if length < 0:  # too small: llama.cpp returns minus the size it needs
+        size = -length
+        buffer = ctypes.create_string_buffer(size)
+        length = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, True)
+        if length < 0:
+            raise BackendError(f"token {token} has no piece of a stable size")
+    return buffer.raw[:length]

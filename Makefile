@@ -1,11 +1,12 @@
-# Sluice: `make run` serves the app, `make test` runs every test. Both set everything up.
+# Sluice: `make run` serves the app, `make test` runs every test, `make stack` runs the local
+# production stack (nginx, two Sluice processes, PostgreSQL, Redis). All set everything up.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test setup setup-dev prepare bench gpu-cuda clean
+.PHONY: run test stack nginx setup setup-dev prepare bench gpu-cuda clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +32,19 @@ prepare: setup
 run: prepare
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
-test: setup-dev
+test: setup-dev nginx
 	command -v chromium || (apt-get update && apt-get install -y chromium chromium-driver)  # browser tests: Debian's Chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Debian's nginx for the stack; RUNLEVEL=1 keeps the package from starting a system-wide nginx.
+nginx:
+	test -x /usr/sbin/nginx || (apt-get update && RUNLEVEL=1 apt-get install -y nginx-light)
+
+# nginx on a free port in front of two Sluice processes (SLUICE_N_THREADS = cores / 2), a fresh
+# PostgreSQL database and a private Redis; prints the URL, an API key and an admin password.
+# Ctrl-C stops all of it and drops the database. SLUICE_* variables reach the processes.
+stack: setup nginx
+	$(BIN)/python -m deploy.localstack
 
 bench: setup-dev
 	$(BIN)/python bench/streaming_bench.py

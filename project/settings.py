@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "project.apps.ProjectConfig",  # registers project/checks.py
     "generation",
     "redaction",
 ]
@@ -115,12 +116,27 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True  # serve from static/ even before collectstatic has run
 
-# Security: secure by default, HTTPS-only cookies and HSTS are switched on by the deployer.
+# Security. The embedded default serves plain HTTP on loopback, so HTTPS-only cookies, the
+# HTTPS redirect and HSTS are off; DJANGO_SECURE=true (behind a TLS-terminating proxy, see
+# docs/deployment.md) turns them all on and trusts the proxy's X-Forwarded-Proto. Each one
+# can still be set on its own.
+DJANGO_SECURE = env.bool("DJANGO_SECURE", default=False)
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=DJANGO_SECURE)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
-SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=DJANGO_SECURE)
+# Probes and scrapers call each process directly over plain HTTP: a redirect would fail them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000 if DJANGO_SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=DJANGO_SECURE)
+# Preloading is a promise to browser vendors about the whole domain: only on request.
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=DJANGO_SECURE):
+    # Only safe when the processes are reachable through the proxy alone, which sets the header.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Django finds its middleware by dotted path; project/middleware.py subclasses it, so these
+# three would be false alarms. project/checks.py runs the same checks on the subclasses.
+SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

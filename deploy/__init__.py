@@ -1,0 +1,1 @@
+"""Deployment kit: nginx site, systemd unit, Procfile, and the local production stack."""

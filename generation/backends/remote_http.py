@@ -89,7 +89,7 @@ class CompletionStream:
             raise UpstreamError("status", status=response.status)
 
     def pieces(self) -> Iterator[str]:
-        """The text of each chunk until the stream's end (a finish reason or [DONE])."""
+        """The text of each chunk until the chunk with the finish reason."""
         response = self._response
         if response is None:
             return
@@ -109,7 +109,9 @@ class CompletionStream:
                 continue
             value = value.strip()
             if value == "[DONE]":
-                return
+                # OpenAI streams end with a finish reason first; a bare [DONE] is an engine
+                # cutting the request short (llama_cpp.server's interrupt_requests).
+                raise UpstreamError("broken")
             try:
                 chunk = json.loads(value)
                 if "error" in chunk:

@@ -167,12 +167,16 @@ def get_json(upstream: UpstreamConfig, path: str, *, timeout: float) -> tuple[in
         return response.status, None
 
 
-def probe(upstream: UpstreamConfig, path: str, *, timeout: float) -> bool:
-    """The active health check: `path` answers 200 (a server without it: /v1/models does)."""
+def probe(upstream: UpstreamConfig, path: str, *, timeout: float) -> bool | None:
+    """The active health check: `path` answers 200 (a server without it: /v1/models does).
+    None when it did not answer in time, which a busy engine may do: llama_cpp.server
+    serves /v1/models only between generations."""
     try:
         status, _ = get_json(upstream, path, timeout=timeout)
         if status == 404 and path != "/v1/models":
             status, _ = get_json(upstream, "/v1/models", timeout=timeout)
+    except TimeoutError:
+        return None
     except OSError:
         return False
     return status == 200

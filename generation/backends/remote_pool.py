@@ -33,14 +33,15 @@ class Upstream:
 
 
 class Pool:
-    """Routes requests to upstreams. `probe(upstream) -> bool` is the active check."""
+    """Routes requests to upstreams. `check(upstream)` is the active check: True, False, or
+    None for no answer in time."""
 
     def __init__(
         self,
         config: PoolConfig,
         *,
         clock: Callable[[], float] = time.monotonic,
-        check: Callable[[UpstreamConfig], bool] | None = None,
+        check: Callable[[UpstreamConfig], bool | None] | None = None,
     ) -> None:
         self.config = config
         self.upstreams = [Upstream(index, upstream) for index, upstream in enumerate(config.upstreams)]
@@ -126,6 +127,8 @@ class Pool:
         """Active check of every upstream; one back in health after its cool-down rejoins."""
         for upstream in self.upstreams:
             healthy = self._check(upstream.config)
+            if healthy is None and upstream.outstanding:
+                continue  # busy, answering late: its streams' own failures are the check
             if not healthy:
                 self._set_down(upstream, "health_check")
                 continue

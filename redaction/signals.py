@@ -3,7 +3,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from .models import SensitiveTerm
-from .requests import term_matchers
+from .fields import term_matchers
 
 
 @receiver([post_save, post_delete], sender=SensitiveTerm)

@@ -4,7 +4,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from redaction.models import SensitiveTerm
-from redaction.requests import TermMatcherCache, field_policy, redact_fields
+from redaction.fields import TermMatcherCache, field_policy, redact_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ def test_matcher_is_built_once_and_rebuilt_when_terms_change(settings):
 
 
 def test_saving_a_term_invalidates_the_process_cache():
-    from redaction.requests import term_matchers
+    from redaction.fields import term_matchers
 
     term_matchers.current()
     assert not term_matchers.needs_check()

@@ -1,4 +1,4 @@
-"""The Django side of redaction: per-field policies from settings, the cached sensitive-term
+"""The Django side of redaction (request fields): per-field policies from settings, the cached sensitive-term
 matcher, and redaction of one request's fields with a shared placeholder map."""
 from __future__ import annotations
 

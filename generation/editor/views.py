@@ -19,7 +19,7 @@ from generation.lifecycle.intake import open_run
 from generation.lifecycle.refusals import REFUSALS, RequestInvalid
 from generation.models import Generation
 from redaction import BUILTIN_TYPES
-from redaction.requests import field_policy
+from redaction.fields import field_policy
 
 from .forms import LENGTHS, PROMPT_TEMPLATE, STOP_SEQUENCES, TEXT_FIELDS, TONES, ComposeForm
 

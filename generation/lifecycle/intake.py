@@ -10,7 +10,7 @@ from django.conf import settings
 
 from generation.backends.base import Backend, SamplingParams
 from generation.records.generations import Caller, RequestShape
-from redaction.requests import RequestRedaction, redact_fields, term_matchers
+from redaction.fields import RequestRedaction, redact_fields, term_matchers
 
 from .refusals import RequestInvalid
 from .runner import GenerationRun, Limits, PreparedRequest

@@ -20,7 +20,7 @@ def auth_headers(api_key):
 def supplier_term(db):
     """An admin-managed sensitive term, "Veltrano Metals" (SUPPLIER), live in the matcher."""
     from redaction.models import SensitiveTerm
-    from redaction.requests import term_matchers
+    from redaction.fields import term_matchers
 
     term = SensitiveTerm.objects.create(term="Veltrano Metals", type="SUPPLIER")
     term_matchers.invalidate()

@@ -80,6 +80,9 @@ class Generation(models.Model):
     max_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     tokens_after_cancel = models.PositiveIntegerField(default=0)
+    # Resumable runs: readers that left before the terminal event, and readers that came back.
+    disconnects = models.PositiveIntegerField(default=0)
+    resumes = models.PositiveIntegerField(default=0)
 
     model_name = models.CharField(max_length=200)
     model_version = models.CharField(max_length=64, help_text="SHA-256 of the model file.")

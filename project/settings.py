@@ -197,6 +197,13 @@ SLUICE_METRICS_TOKEN = env("SLUICE_METRICS_TOKEN", default="")  # empty: direct 
 SLUICE_BIND_HOST = env("SLUICE_BIND_HOST", default="127.0.0.1")
 SLUICE_RETENTION_DAYS = env.int("SLUICE_RETENTION_DAYS", default=90)  # prune_generations default
 
+# Resumable streams (docs/api.md): how long a run waits for its client to come back, and
+# the bounds on the events each run keeps in memory for a resume.
+SLUICE_RESUME_GRACE_SECONDS = env.float("SLUICE_RESUME_GRACE_SECONDS", default=15.0)
+SLUICE_RESUME_MAX_EVENTS = env.int("SLUICE_RESUME_MAX_EVENTS", default=4096)
+SLUICE_RESUME_MAX_BYTES = env.int("SLUICE_RESUME_MAX_BYTES", default=1024 * 1024)
+SLUICE_RESUME_RETRY_MS = env.int("SLUICE_RESUME_RETRY_MS", default=1000)  # the SSE `retry:` field
+
 # Redaction. Per-field policy overrides as JSON, e.g. {"prompt": {"PRICE": "redact"}};
 # the built-in defaults are in redaction/requests.py (DEFAULT_FIELD_POLICIES).
 SLUICE_REDACTION_POLICIES = env.json("SLUICE_REDACTION_POLICIES", default={})

@@ -22,6 +22,7 @@ class GenerationBody(BaseModel):
     stop: str | list[str] | None = None
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     stream: bool | None = None
+    resumable: bool = False
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class GenerationInput:
     prompt: str
     params: SamplingParams
     stream: bool | None
+    resumable: bool = False
 
 
 def validate_generation(data: dict) -> GenerationInput:
@@ -48,4 +50,4 @@ def validate_generation(data: dict) -> GenerationInput:
         stop=check_stops(body.stop),
         seed=body.seed,
     )
-    return GenerationInput(prompt=body.prompt, params=params, stream=body.stream)
+    return GenerationInput(prompt=body.prompt, params=params, stream=body.stream, resumable=body.resumable)

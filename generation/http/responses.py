@@ -4,7 +4,7 @@ answer with."""
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -12,11 +12,12 @@ from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
 
 from generation.lifecycle.events import Cancelled, Delta, Done, Error, Event, TimedOut
+from generation.lifecycle.replay import Logged
 from generation.lifecycle.runner import GenerationRun
 from generation.models import Generation
 
 from .errors import ErrorShape
-from .sse import SSE_HEADERS, Framing, sse_stream
+from .sse import SSE_HEADERS, Framing, LoggedFraming, sse_stream
 
 
 class RunStreamingResponse(StreamingHttpResponse):
@@ -37,6 +38,22 @@ class RunStreamingResponse(StreamingHttpResponse):
     def close(self) -> None:
         super().close()
         self._run.close_soon()
+
+
+class LoggedStreamingResponse(StreamingHttpResponse):
+    """An SSE response reading a resumable run's log (`events`, from its first event or
+    from a resume). Leaving only detaches the reader: the run's grace period decides."""
+
+    def __init__(self, request_id, events: AsyncIterator[Logged]) -> None:
+        super().__init__(
+            sse_stream(
+                events,
+                heartbeat=settings.SLUICE_HEARTBEAT_SECONDS,
+                framing=LoggedFraming(settings.SLUICE_RESUME_RETRY_MS),
+            ),
+            content_type="text/event-stream",
+            headers={**SSE_HEADERS, "X-Request-ID": str(request_id)},
+        )
 
 
 @dataclass(frozen=True)

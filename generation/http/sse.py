@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Protocol
 
 from generation.lifecycle.events import Event
+from generation.lifecycle.replay import Logged
 
 KEEP_ALIVE = b": keep-alive\n\n"
 SSE_HEADERS = {
@@ -24,9 +25,11 @@ def _json(payload: dict) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
-def sse_frame(sequence: int, event: Event) -> bytes:
-    """One SSE event: id, event name and a single JSON data line."""
-    return f"id: {sequence}\nevent: {event.name}\ndata: {_json(event.data())}\n\n".encode()
+def sse_frame(sequence: int | None, event: Event) -> bytes:
+    """One SSE event: id (none for a notice outside the run's sequence, so a browser keeps
+    its last id), event name and a single JSON data line."""
+    head = f"id: {sequence}\n" if sequence is not None else ""
+    return f"{head}event: {event.name}\ndata: {_json(event.data())}\n\n".encode()
 
 
 def sse_data(payload: dict | str) -> bytes:
@@ -50,6 +53,20 @@ class NativeFraming:
         return (sse_frame(self._sequence, event),)
 
 
+class LoggedFraming:
+    """A resumable stream: each event keeps its id in the run's log, and the first frame
+    tells browsers how soon to reconnect (`retry:`, in milliseconds)."""
+
+    def __init__(self, retry_ms: int) -> None:
+        self._retry: bytes | None = f"retry: {retry_ms}\n".encode()
+
+    def frames(self, item: Logged) -> Iterable[bytes]:
+        frame = sse_frame(item.seq, item.event)
+        if self._retry is not None:
+            frame, self._retry = self._retry + frame, None
+        return (frame,)
+
+
 class DataFraming:
     """Data-only SSE, as OpenAI streams: `payloads(event)` gives each event's JSON objects
     (or DONE) in order."""
@@ -62,7 +79,7 @@ class DataFraming:
 
 
 async def sse_stream(
-    events: AsyncIterator[Event], *, heartbeat: float, framing: Framing | None = None
+    events: AsyncIterator[Event | Logged], *, heartbeat: float, framing: Framing | None = None
 ) -> AsyncIterator[bytes]:
     """Render `events` as SSE (native framing unless told), with a keep-alive comment after
     `heartbeat` seconds in which nothing was sent.

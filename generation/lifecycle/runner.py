@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from django.conf import settings
@@ -115,6 +115,10 @@ class GenerationRun:
         self._consumed = False  # events() has started: its finally will close the run
         self._loop: asyncio.AbstractEventLoop | None = None
         self._output_masked: dict[str, int] = {}
+        # Resumable runs (lifecycle/resume.py) count their readers' departures and returns.
+        self.disconnects = 0
+        self.resumes = 0
+        self.counts_recorded = (0, 0)
 
     async def open(self) -> None:
         """Take a queue place (QueueFull propagates) and create the row. With a free slot
@@ -346,10 +350,18 @@ class GenerationRun:
                 else:
                     outcome, _ = self._stopped_outcome(result, first_token_at)
             self._finished = True
+            counts = (self.disconnects, self.resumes)
+            if counts != (0, 0):
+                outcome = replace(outcome, disconnects=counts[0], resumes=counts[1])
             await generations.generation_finish(generation=self.record, outcome=outcome)
+            self.counts_recorded = counts
         finally:
             self._finished = True
             active_runs.discard(self)
+
+    @property
+    def close_started(self) -> bool:
+        return self._close_task is not None
 
     def close_soon(self) -> None:
         """Thread-safe safety net for a run whose response will never be iterated (the client

@@ -64,6 +64,8 @@ class Outcome:
     ttft_ms: int | None = None
     tokens_per_second: float | None = None
     output_masked: dict = field(default_factory=dict)  # types the output guard masked, with counts
+    disconnects: int = 0  # resumable runs: readers that left before the terminal event
+    resumes: int = 0  # resumable runs: readers that came back
 
 
 async def generation_accept(
@@ -126,6 +128,8 @@ async def generation_finish(*, generation: Generation, outcome: Outcome) -> None
         "ttft_ms": outcome.ttft_ms,
         "duration_ms": outcome.duration_ms,
         "tokens_per_second": outcome.tokens_per_second,
+        "disconnects": outcome.disconnects,
+        "resumes": outcome.resumes,
     }
     if outcome.output_masked:
         fields["redaction_counts"] = {
@@ -137,6 +141,13 @@ async def generation_finish(*, generation: Generation, outcome: Outcome) -> None
     await Generation.objects.filter(pk=generation.pk).aupdate(**fields)
     log_generation(generation)
     metrics.observe_generation(generation)
+
+
+async def generation_connection_counts(*, generation: Generation, disconnects: int, resumes: int) -> None:
+    """Update a finished resumable run's connection counters (a reader left or came back
+    after the row was finished)."""
+    generation.disconnects, generation.resumes = disconnects, resumes
+    await Generation.objects.filter(pk=generation.pk).aupdate(disconnects=disconnects, resumes=resumes)
 
 
 LOG_FIELDS = (

@@ -15,12 +15,13 @@ LAYERS = [
     ("generation.lifecycle",),
     ("generation.ops",),
     ("generation.http",),
-    ("generation.api", "generation.openai_api", "generation.editor", "generation.admin",
+    ("generation.api", "generation.openai_api", "generation.editor", "generation.ws", "generation.admin",
      "generation.management", "project"),
 ]
 # Transports that may use another's pieces, and why.
 SHARED = {
     ("generation.management", "generation.api"): "the CLI takes the native API's request body",
+    ("generation.ws", "generation.api"): "the WebSocket takes the native API's request body",
 }
 # Imports that must stay inside a function, and why.
 DEFERRED = {

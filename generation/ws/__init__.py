@@ -1,0 +1,1 @@
+"""The WebSocket transport (`/ws/generations`): the native events as JSON messages."""

@@ -8,12 +8,20 @@ overflow into the session) still go through a thread.
 """
 from __future__ import annotations
 
+import logging
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse
 from django.middleware import clickjacking, common, csrf, security
+
+from generation.http.errors import error_shape_for
+
+logger = logging.getLogger("sluice.http")
 
 
 class InlineHooksMixin:
@@ -64,3 +72,30 @@ class MessageMiddleware(InlineHooksMixin, messages.MessageMiddleware):
         if storage is not None and (storage.used or storage.added_new):  # may spill into the session
             return await sync_to_async(self.process_response)(request, response)
         return self.process_response(request, response)
+
+
+class DatabaseUnavailableMiddleware:
+    """A database that refuses, is down or has no free pooled connection is a 503 with
+    Retry-After (JSON in the API routes' shape), never a 500: the client can retry."""
+
+    async_capable = True
+    sync_capable = False
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    async def __call__(self, request):
+        return await self.get_response(request)
+
+    async def process_exception(self, request, exception):
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        logger.warning("request refused: database unavailable (%s)", type(exception).__name__)
+        headers = {"Retry-After": "5"}
+        if shape := error_shape_for(request.path):
+            return shape(503, "database_unavailable", "The database is not reachable right now. Retry shortly.",
+                         headers=headers)
+        response = HttpResponse("The service is briefly unavailable. Retry shortly.", status=503, headers=headers,
+                                content_type="text/plain")
+        response._has_been_logged = True  # noqa: SLF001 - an expected refusal, logged above at WARNING
+        return response

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
 
 # Django's standard stack, with hooks that run on the event loop (see project/middleware.py).
 MIDDLEWARE = [
+    "project.middleware.DatabaseUnavailableMiddleware",
     "project.middleware.SecurityMiddleware",
     "project.static.AsyncWhiteNoiseMiddleware",
     "project.middleware.SessionMiddleware",
@@ -75,6 +76,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
+        }
+    )
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A bounded pool per process: N processes hold at most N x SLUICE_DB_POOL_MAX connections
+    # (size it under PostgreSQL's max_connections; docs/deployment.md). A request that cannot
+    # get a connection within the timeout, or a database that is down, is a JSON 503.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django must not
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # a pooled connection the server dropped is replaced
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "pool": {
+                "min_size": env.int("SLUICE_DB_POOL_MIN", default=1),
+                "max_size": env.int("SLUICE_DB_POOL_MAX", default=8),
+                "timeout": env.float("SLUICE_DB_POOL_TIMEOUT_SECONDS", default=5.0),
+            },
+            "connect_timeout": env.int("SLUICE_DB_CONNECT_TIMEOUT_SECONDS", default=3),
         }
     )
 
@@ -205,7 +223,7 @@ SLUICE_RESUME_MAX_BYTES = env.int("SLUICE_RESUME_MAX_BYTES", default=1024 * 1024
 SLUICE_RESUME_RETRY_MS = env.int("SLUICE_RESUME_RETRY_MS", default=1000)  # the SSE `retry:` field
 
 # Redaction. Per-field policy overrides as JSON, e.g. {"prompt": {"PRICE": "redact"}};
-# the built-in defaults are in redaction/requests.py (DEFAULT_FIELD_POLICIES).
+# the built-in defaults are in redaction/fields.py (DEFAULT_FIELD_POLICIES).
 SLUICE_REDACTION_POLICIES = env.json("SLUICE_REDACTION_POLICIES", default={})
 SLUICE_REDACTION_RESTORE = env.bool("SLUICE_REDACTION_RESTORE", default=True)  # put values back in the output
 SLUICE_OUTPUT_GUARD = env.bool("SLUICE_OUTPUT_GUARD", default=True)  # mask secrets/cards the model writes

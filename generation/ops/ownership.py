@@ -10,7 +10,7 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 from generation.lifecycle.runtime import active_runs
@@ -54,8 +54,13 @@ def _beat_forever() -> None:
             generations_reconcile()  # rows of peers that died since the last beat
             generations_sweep()  # runs of this process that lost their response
             rollups.seal_settled_hours(limit=SEAL_HOURS_PER_BEAT)  # the dashboard's tallies
-        except Exception:  # noqa: BLE001 - a missed beat must not kill the thread
-            logger.exception("process heartbeat failed")
+        except Exception as exc:  # noqa: BLE001 - a missed beat must not kill the thread
+            if isinstance(exc, DatabaseError):
+                logger.warning("process heartbeat: database unavailable (%s)", type(exc).__name__)
+            else:
+                logger.exception("process heartbeat failed")
+        finally:
+            connections.close_all()  # hand the connection back while sleeping
 
 
 def process_unregister() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 
 from django.conf import settings
+from django.db import connections
 
 from generation.lifecycle.runtime import get_backend
 
@@ -22,8 +23,11 @@ def start_process() -> None:
     if _started.is_set():
         return
     _started.set()
-    process_heartbeat_start()
-    generations_reconcile()
+    try:
+        process_heartbeat_start()
+        generations_reconcile()
+    finally:
+        connections.close_all()  # this thread goes on to serve: it keeps no connection
     if settings.SLUICE_PRELOAD_MODEL:
         threading.Thread(target=get_backend, name="sluice-model-load", daemon=True).start()
 

@@ -6,18 +6,22 @@ reaches them or the log.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from generation.models import Generation
 
 from . import metrics
+from .db import off_request
 
 generation_log = logging.getLogger("sluice.generation")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,8 @@ async def generation_accept(
     """Create the row for a request that passed validation: queued, or already running
     when it took a free slot at once (one write instead of two before the first token)."""
     started = started_at is not None
-    return await Generation.objects.acreate(
+    return await off_request(
+        Generation.objects.create,
         created_at=accepted_at,
         status=Generation.Status.RUNNING if started else Generation.Status.QUEUED,
         started_at=started_at,
@@ -108,8 +113,9 @@ async def generation_start(*, generation: Generation, queue_ms: int) -> None:
     generation.status = Generation.Status.RUNNING
     generation.started_at = timezone.now()
     generation.queue_ms = queue_ms
-    await Generation.objects.filter(pk=generation.pk).aupdate(
-        status=generation.status, started_at=generation.started_at, queue_ms=queue_ms
+    await off_request(
+        Generation.objects.filter(pk=generation.pk).update,
+        status=generation.status, started_at=generation.started_at, queue_ms=queue_ms,
     )
 
 
@@ -138,7 +144,7 @@ async def generation_finish(*, generation: Generation, outcome: Outcome) -> None
         }
     for name, value in fields.items():
         setattr(generation, name, value)
-    await Generation.objects.filter(pk=generation.pk).aupdate(**fields)
+    await _write_finish(generation.pk, fields)
     log_generation(generation)
     metrics.observe_generation(generation)
 
@@ -147,7 +153,24 @@ async def generation_connection_counts(*, generation: Generation, disconnects: i
     """Update a finished resumable run's connection counters (a reader left or came back
     after the row was finished)."""
     generation.disconnects, generation.resumes = disconnects, resumes
-    await Generation.objects.filter(pk=generation.pk).aupdate(disconnects=disconnects, resumes=resumes)
+    await off_request(Generation.objects.filter(pk=generation.pk).update, disconnects=disconnects, resumes=resumes)
+
+
+# Waits before retrying a failed finish write: enough to ride out a database restart. If the
+# database stays away, the row is left to the heartbeat's sweep (interrupted / run_lost).
+FINISH_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+async def _write_finish(pk: int, fields: dict) -> None:
+    for delay in (*FINISH_RETRY_DELAYS, None):
+        try:
+            await off_request(Generation.objects.filter(pk=pk).update, **fields)
+            return
+        except (OperationalError, InterfaceError) as exc:
+            if delay is None:
+                raise
+            logger.warning("finishing a generation row failed (%s); retrying in %.1f s", type(exc).__name__, delay)
+            await asyncio.sleep(delay)
 
 
 LOG_FIELDS = (

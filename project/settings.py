@@ -167,7 +167,8 @@ SLUICE_MODEL_NAME = env("SLUICE_MODEL_NAME", default="")  # empty: derived from 
 SLUICE_MODEL_CACHE_DIR = Path(env("SLUICE_MODEL_CACHE_DIR", default=str(DATA_DIR / "models")))
 SLUICE_N_CTX = env.int("SLUICE_N_CTX", default=4096)
 SLUICE_N_BATCH = env.int("SLUICE_N_BATCH", default=256)
-SLUICE_N_THREADS = env.int("SLUICE_N_THREADS", default=0)  # 0: one per core
+SLUICE_N_THREADS = env.int("SLUICE_N_THREADS", default=0)  # 0: the cores / SLUICE_PROCESSES
+SLUICE_PROCESSES = env.int("SLUICE_PROCESSES", default=1)  # Sluice processes sharing this machine's cores
 SLUICE_N_GPU_LAYERS = env.int("SLUICE_N_GPU_LAYERS", default=0)  # -1: all layers
 # llama.cpp's extra weight buffers (CPU repacking, Intel AMX); unset: on unless the CPU advertises AMX.
 SLUICE_LLAMA_EXTRA_BUFFERS = env.bool("SLUICE_LLAMA_EXTRA_BUFFERS", default=None)

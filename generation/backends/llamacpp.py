@@ -14,6 +14,7 @@ from llama_cpp import _logger as llama_logger
 
 from .base import BackendError, ChatTemplateError, ModelInfo, SamplingParams
 from .chat_template import FALLBACK_TEMPLATES, ChatPrompt, ChatTemplate
+from .cpu import threads_per_process
 from .llama_engine import END, Engine, Sequence_
 from .model_files import configured_model_file
 
@@ -108,7 +109,7 @@ class LlamaCppBackend:
             model_version=model.sha256,
             n_ctx=settings.SLUICE_N_CTX,
             n_batch=settings.SLUICE_N_BATCH,
-            n_threads=settings.SLUICE_N_THREADS,
+            n_threads=settings.SLUICE_N_THREADS or threads_per_process(settings.SLUICE_PROCESSES),
             n_gpu_layers=settings.SLUICE_N_GPU_LAYERS,
             slots=settings.SLUICE_SLOTS,
             extra_buffers=settings.SLUICE_LLAMA_EXTRA_BUFFERS,

@@ -1,6 +1,8 @@
-"""`manage.py serve`: daphne with Sluice's own SIGTERM/SIGINT handling (graceful drain)."""
+"""`manage.py serve`: daphne with Sluice's own SIGTERM/SIGINT handling (graceful drain);
+`--workers N` runs N such processes on one port (generation.ops.workers)."""
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 import sys
@@ -11,39 +13,59 @@ from django.core.management.base import BaseCommand, CommandError
 from generation.ops.ownership import process_unregister
 from generation.ops.shutdown import drain
 from generation.ops.startup import start_listeners, start_process
+from generation.ops.workers import Supervisor, default_threads, oversubscription_warning
 
 
 class Command(BaseCommand):
     help = (
         "Serve Sluice with daphne. SIGTERM or Ctrl-C: stop accepting (503), give in-flight "
         "streams SLUICE_SHUTDOWN_GRACE_SECONDS, cancel the rest with reason 'shutdown', exit. "
-        "A second signal stops at once."
+        "A second signal stops at once. --workers N: N processes on one port, threads sized to fit the cores."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--no-access-log", action="store_true")
+        parser.add_argument("--workers", type=int, default=1, help="serving processes on this port (default 1)")
+        parser.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # a worker's inherited listening socket
 
-    def handle(self, *args, host, port, no_access_log=False, **options):
+    def handle(self, *args, host, port, no_access_log=False, workers=1, fd=None, **options):
         from django.contrib.staticfiles.storage import staticfiles_storage
+
+        if workers < 1:
+            raise CommandError("--workers must be at least 1.")
+        if workers > 1:
+            if ":" in host:
+                raise CommandError("--workers listens on an IPv4 address; put IPv6 on the proxy in front.")
+            extra = ["--no-access-log"] if no_access_log else []
+            grace = settings.SLUICE_SHUTDOWN_GRACE_SECONDS
+            self.stdout.write(f"Sluice on http://{host}:{port}/ with {workers} workers")
+            sys.exit(Supervisor(workers=workers, host=host, port=port, extra_args=extra, grace=grace).run())
 
         if getattr(staticfiles_storage, "manifest_strict", False) and not staticfiles_storage.hashed_files:
             raise CommandError("Static files are not collected: run `manage.py collectstatic` first (`make run` does).")
         from daphne.access import AccessLogGenerator
         from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server as _  # noqa: F401 - before the reactor: installs Twisted's asyncio one
         from twisted.internet import reactor
 
         from project.asgi import application
-        from project.http_server import Server  # first: daphne.server installs Twisted's asyncio reactor
+        from project.http_server import Server
 
         settings.SLUICE_BIND_HOST = host  # /metrics requires its token on a non-loopback bind
+        if not settings.SLUICE_UPSTREAMS:  # the model runs in this process
+            threads = default_threads()
+            warning = oversubscription_warning(processes=settings.SLUICE_PROCESSES, threads=threads)
+            if warning:
+                self.stderr.write(f"WARNING: {warning}")
+            self.stdout.write(f"llama.cpp threads: {threads} ({settings.SLUICE_PROCESSES} process(es) share the cores)")
         start_process()
         reactor.callWhenRunning(start_listeners)  # on the loop that will serve requests
 
         server = Server(
             application=application,
-            endpoints=build_endpoint_description_strings(host=host, port=port),
+            endpoints=[f"fd:fileno={fd}"] if fd is not None else build_endpoint_description_strings(host, port),
             signal_handlers=False,  # ours below: Twisted's would kill streams without a terminal event
             action_logger=None if no_access_log else AccessLogGenerator(sys.stdout),
             application_close_timeout=settings.SLUICE_SHUTDOWN_GRACE_SECONDS + 15,

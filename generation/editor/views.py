@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import render
@@ -14,9 +15,10 @@ from generation.backends.base import SamplingParams
 from generation.http.auth import authenticate
 from generation.http.bodies import parse_json_body, read_body
 from generation.http.errors import not_accepting, refusal
-from generation.http.responses import RunStreamingResponse
+from generation.http.responses import LoggedStreamingResponse
 from generation.lifecycle.intake import open_run
 from generation.lifecycle.refusals import REFUSALS, RequestInvalid
+from generation.lifecycle.relay import make_resumable
 from generation.models import Generation
 from redaction import BUILTIN_TYPES
 from redaction.fields import field_policy
@@ -74,12 +76,14 @@ def compose(request):
         "lengths": [(value, label, max_tokens) for value, (label, max_tokens, _) in LENGTHS.items()],
         "type_names": TYPE_NAMES,
         "labels": {spec.name: spec.label for spec in TEXT_FIELDS} | {"tone": "Tone", "length": "Length"},
+        "resume_grace_ms": int(settings.SLUICE_RESUME_GRACE_SECONDS * 1000),
     })
 
 
 @csrf_exempt  # authenticate() runs the CSRF check itself and answers JSON, not an HTML 403
 async def compose_generate(request):
-    """POST /compose/generate: a signed-in editor's generation, streamed as the native SSE."""
+    """POST /compose/generate: a signed-in editor's generation, streamed as the native SSE,
+    resumable at GET /api/v1/generations/<id>/events."""
     if (refused := not_accepting(request)) is not None:
         return refused
     try:
@@ -98,7 +102,9 @@ async def compose_generate(request):
         )
     except REFUSALS as exc:
         return refusal(exc)
-    return RunStreamingResponse(run)
+    # Always resumable: the page comes back after a dropped connection (static/js/compose.js).
+    held = make_resumable(run)
+    return LoggedStreamingResponse(run.request_id, held.read_events(0, resume=False))
 
 
 CANCEL_WORDS = {

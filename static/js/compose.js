@@ -1,5 +1,8 @@
 // The compose page: post the form as JSON, read the SSE answer with a stream reader, show
-// the state in words, and never leave the result blank or ambiguous.
+// the state in words, and never leave the result blank or ambiguous. Runs are resumable: when
+// the stream drops before its terminal event the page says "Reconnecting…" and asks for the
+// events after the last id it saw, with backoff, for as long as the server keeps the run
+// waiting (its grace period); only then is the connection lost.
 import { readEvents } from "./sse.js";
 import { OutputBuffer } from "./output.js";
 
@@ -16,11 +19,15 @@ const ui = {
 };
 const control = (name) => form.elements.namedItem(name);
 const TERMINAL = new Set(["done", "cancelled", "error"]);
+const ZERO_ID = "00000000-0000-0000-0000-000000000000"; // the id placeholder in the page's URLs
 const REASONS = {
   client_cancel: "you stopped it", admin_cancel: "an administrator stopped it",
   shutdown: "the server is restarting", client_disconnect: "the connection closed",
 };
 
+const RESUME_GRACE_MS = Number(form.dataset.resumeGraceMs || 0);
+const FIRST_RETRY_MS = 250;
+const MAX_RETRY_MS = 4000;
 let run = null; // the generation in flight
 let lastBody = null;
 
@@ -112,7 +119,7 @@ function setRunning(running) {
 }
 
 function tick() {
-  if (!run || run.phase !== "generating") return;
+  if (!run || run.phase !== "generating" || run.reconnecting) return;
   const elapsed = performance.now() - run.startedAt;
   const tokens = tokensSoFar();
   ui.status.dataset.tokens = String(tokens);
@@ -213,6 +220,7 @@ async function start(body) {
     controller: new AbortController(), requestId: null, phase: "sending", userCancelled: false,
     sentAt: performance.now(), startedAt: null, firstTokenAt: null, ticker: null,
     maxTokens: Number(lengthOption?.dataset.maxTokens || 100), terminal: null, tokens: null,
+    lastEventId: 0, reconnecting: false, reconnects: 0,
   };
   const current = run;
   setRunning(true);
@@ -232,19 +240,14 @@ async function start(body) {
       await explainRefusal(response);
       return;
     }
-    for await (const event of readEvents(response)) {
-      try {
-        handle(event);
-      } catch (error) {
-        displayFault(event.name, error);
-        if (TERMINAL.has(event.name)) unreadable(event.name);
-      }
-      if (TERMINAL.has(event.name)) {
-        current.terminal = event.name;
-        break;
-      }
+    let reading = response;
+    while (reading) {
+      await consume(reading, current);
+      if (current.terminal || current.userCancelled) break;
+      reading = await reconnect(current);
     }
-    if (!current.terminal) lost();
+    if (current.userCancelled && !current.terminal) stopped();
+    else if (!current.terminal) lost();
   } catch (error) {
     if (current.userCancelled) stopped();
     else if (current.phase === "sending" && !current.requestId) {
@@ -260,6 +263,64 @@ async function start(body) {
     if (ui.progress.value === 0 && !current.terminal) ui.progress.hidden = true;
     run = null;
     setRunning(false);
+  }
+}
+
+// Read one response's events; a dropped connection just ends the read (the caller resumes).
+async function consume(response, current) {
+  try {
+    for await (const event of readEvents(response)) {
+      if (event.id !== null && event.id !== "") current.lastEventId = Number(event.id);
+      try {
+        handle(event);
+      } catch (error) {
+        displayFault(event.name, error);
+        if (TERMINAL.has(event.name)) unreadable(event.name);
+      }
+      if (TERMINAL.has(event.name)) {
+        current.terminal = event.name;
+        return;
+      }
+    }
+  } catch (error) {
+    if (current.userCancelled) throw error;
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Ask for the events after the last id seen, with backoff, within the server's grace period.
+// Returns the resumed response, or null when the run cannot be resumed (gone, not ours) or
+// the grace period ran out.
+async function reconnect(current) {
+  if (!current.requestId || !RESUME_GRACE_MS) return null;
+  const deadline = performance.now() + RESUME_GRACE_MS;
+  let delay = FIRST_RETRY_MS;
+  current.reconnecting = true;
+  current.reconnects += 1;
+  ui.status.dataset.reconnects = String(current.reconnects);
+  output.flush();
+  setStatus("reconnecting", "Reconnecting…");
+  try {
+    while (!current.userCancelled && performance.now() < deadline) {
+      await sleep(Math.min(delay, Math.max(deadline - performance.now(), 0)));
+      delay = Math.min(delay * 2, MAX_RETRY_MS);
+      if (current.userCancelled) return null;
+      try {
+        const response = await fetch(form.dataset.eventsUrl.replace(ZERO_ID, current.requestId), {
+          headers: { Accept: "text/event-stream", "Last-Event-ID": String(current.lastEventId) },
+          credentials: "same-origin",
+          signal: current.controller.signal,
+        });
+        if (response.ok) return response;
+        if (response.status < 500 && response.status !== 429) return null; // 404, 409, 410: it cannot come back
+      } catch (_) { /* still offline: try again */ }
+    }
+    return null;
+  } finally {
+    current.reconnecting = false;
+    if (current.phase === "generating") tick();
+    else if (ui.status.dataset.state === "reconnecting") setStatus("starting", "Reconnected: waiting for the model…");
   }
 }
 
@@ -291,7 +352,7 @@ async function cancel() {
   setStatus("stopping", "Stopping…");
   if (current.requestId) {
     // Ask the server first so the record says client_cancel, then drop the stream.
-    const url = form.dataset.cancelUrl.replace("00000000-0000-0000-0000-000000000000", current.requestId);
+    const url = form.dataset.cancelUrl.replace(ZERO_ID, current.requestId);
     try {
       await fetch(url, {
         method: "POST", headers: { "X-CSRFToken": csrfToken() }, credentials: "same-origin",

@@ -15,6 +15,8 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.functional import cached_property
 
+from redaction.fields import parse_locale
+
 from .models import ApiKey, Generation
 from .ops.remote_cancel import api_key_revoke_everywhere, generations_cancel
 from .records import dashboard
@@ -183,7 +185,19 @@ class GenerationAdmin(admin.ModelAdmin):
 class ApiKeyCreateForm(forms.ModelForm):
     class Meta:
         model = ApiKey
-        fields = ["name", "user"]
+        fields = ["name", "user", "redaction_languages", "phone_region"]
+
+    def clean(self):
+        cleaned = super().clean()
+        codes = [code for code in cleaned.get("redaction_languages", "").replace(" ", "").split(",") if code]
+        try:
+            locale = parse_locale(languages=codes or None, region=cleaned.get("phone_region"))
+        except ValueError as exc:
+            field = "redaction_languages" if "languages" in str(exc) else "phone_region"
+            raise forms.ValidationError({field: str(exc)}) from None
+        cleaned["redaction_languages"] = ",".join(sorted(locale.languages or ()))
+        cleaned["phone_region"] = locale.region or ""
+        return cleaned
 
 
 @admin.register(ApiKey)
@@ -194,7 +208,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ["name", "prefix"]
     actions = ["revoke_selected"]
     form = ApiKeyCreateForm
-    readonly_fields = ["name", "prefix", "user", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = [
+        "name", "prefix", "user", "redaction_languages", "phone_region", "created_at", "last_used_at", "revoked_at"
+    ]
 
     def has_change_permission(self, request, obj=None):
         return False  # a key is created and revoked, never edited
@@ -206,7 +222,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return request.user.has_perm("generation.change_apikey")
 
     def get_fields(self, request, obj=None):
-        return ["name", "user"] if obj is None else self.readonly_fields
+        return ["name", "user", "redaction_languages", "phone_region"] if obj is None else self.readonly_fields
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.readonly_fields
@@ -214,7 +230,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         """Create through the service; only the hash is stored. The raw key stays on this
         in-memory instance for response_add, which shows it once."""
-        created, raw_key = api_key_create(name=obj.name, user=obj.user)
+        created, raw_key = api_key_create(
+            name=obj.name, user=obj.user, redaction_languages=obj.redaction_languages, phone_region=obj.phone_region
+        )
         obj.pk, obj.prefix, obj.created_at = created.pk, created.prefix, created.created_at
         obj.key_hash = created.key_hash
         obj._state.adding = False

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from redaction.fields import Locale
+
 
 class ApiKey(models.Model):
     """An API credential. Only a SHA-256 of the key and a short public prefix are stored."""
@@ -20,6 +22,14 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    redaction_languages = models.CharField(
+        max_length=40, blank=True,
+        help_text="Languages whose cue words redaction applies to this key's requests, e.g. 'en,de'. Empty: all.",
+    )
+    phone_region = models.CharField(
+        max_length=2, blank=True,
+        help_text="Phone region tried first for national numbers, e.g. 'DE'. Empty: the default.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -27,6 +37,14 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def redaction_locale(self) -> Locale | None:
+        """The key's redaction locale, or None when it sets neither part."""
+        languages = frozenset(code for code in self.redaction_languages.split(",") if code) or None
+        if languages is None and not self.phone_region:
+            return None
+        return Locale(region=self.phone_region or None, languages=languages)
 
 
 class Generation(models.Model):

@@ -7,10 +7,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import phonenumbers
 from django.conf import settings
 from django.db.models import Count, Max
 
 from . import PlaceholderMap, Policy, TermMatcher, redact
+from .rules import LANGUAGES
 
 # Built-in defaults; SLUICE_REDACTION_POLICIES overrides them per field and type.
 # "*" is the action for types a field does not list.
@@ -26,12 +28,44 @@ DEFAULT_FIELD_POLICIES: dict[str, dict[str, str]] = {
 }
 
 
-def field_policy(field_name: str) -> Policy:
-    """The policy for a request field: settings first, then the built-in default."""
+@dataclass(frozen=True)
+class Locale:
+    """Where a request's text comes from, when known: the phone region tried first for
+    national numbers, and the languages whose cue words apply (None: all of them)."""
+
+    region: str | None = None
+    languages: frozenset[str] | None = None
+
+    def over(self, other: "Locale | None") -> "Locale":
+        """This locale, with what it leaves unset taken from `other` (a request over its key)."""
+        if other is None:
+            return self
+        return Locale(self.region or other.region, self.languages if self.languages is not None else other.languages)
+
+
+def parse_locale(*, languages=None, region: str | None = None) -> Locale:
+    """A Locale from user input (codes as given, any case); ValueError names the part that is
+    wrong and what is allowed, never the value."""
+    codes = None
+    if languages is not None:
+        codes = frozenset(str(code).strip().lower() for code in languages if str(code).strip())
+        if not codes or not codes <= set(LANGUAGES):
+            raise ValueError(f"languages must be one or more of: {', '.join(LANGUAGES)}.")
+    if region:
+        region = region.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("region must be a two-letter country code, such as DE or US.")
+    return Locale(region=region or None, languages=codes)
+
+
+def field_policy(field_name: str, locale: Locale | None = None) -> Policy:
+    """The policy for a request field: settings first, then the built-in default; the
+    locale's region and languages when given (else SLUICE_PHONE_REGION and all languages)."""
     actions = {**DEFAULT_FIELD_POLICIES.get(field_name, {"*": "redact"})}
     actions.update(settings.SLUICE_REDACTION_POLICIES.get(field_name, {}))
     default = actions.pop("*", "redact")
-    return Policy(actions, default, region=settings.SLUICE_PHONE_REGION)
+    locale = locale or Locale()
+    return Policy(actions, default, region=locale.region or settings.SLUICE_PHONE_REGION, languages=locale.languages)
 
 
 @dataclass
@@ -52,15 +86,19 @@ class RequestRedaction:
 
 
 def redact_fields(
-    fields: Mapping[str, str], *, terms: TermMatcher | None, policies: Mapping[str, str] | None = None
+    fields: Mapping[str, str],
+    *,
+    terms: TermMatcher | None,
+    policies: Mapping[str, str] | None = None,
+    locale: Locale | None = None,
 ) -> RequestRedaction:
     """Redact each field by its policy, numbering placeholders across the request.
     `policies` names the policy a field uses when it is not the field's own name
-    (e.g. every chat message uses "prompt")."""
+    (e.g. every chat message uses "prompt"); `locale` narrows phone regions and languages."""
     mapping = PlaceholderMap()
     result = RequestRedaction(texts={}, mapping=mapping)
     for name, text in fields.items():
-        policy = field_policy((policies or {}).get(name, name))
+        policy = field_policy((policies or {}).get(name, name), locale)
         redacted = redact(text, policy, terms=terms, mapping=mapping)
         result.texts[name] = redacted.text
         for type_, count in redacted.counts.items():

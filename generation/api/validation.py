@@ -10,6 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from generation.backends.base import SamplingParams
 from generation.http.bodies import check_max_tokens, check_prompt_chars, check_stops, validation_error
 from generation.lifecycle.refusals import RequestInvalid
+from redaction.fields import Locale, parse_locale
+
+
+class RedactionOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    languages: list[str] | None = None
+    region: str | None = None
 
 
 class GenerationBody(BaseModel):
@@ -23,6 +31,7 @@ class GenerationBody(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     stream: bool | None = None
     resumable: bool = False
+    redaction: RedactionOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,7 @@ class GenerationInput:
     params: SamplingParams
     stream: bool | None
     resumable: bool = False
+    locale: Locale | None = None  # the request's redaction locale, over its key's
 
 
 def validate_generation(data: dict) -> GenerationInput:
@@ -50,4 +60,16 @@ def validate_generation(data: dict) -> GenerationInput:
         stop=check_stops(body.stop),
         seed=body.seed,
     )
-    return GenerationInput(prompt=body.prompt, params=params, stream=body.stream, resumable=body.resumable)
+    return GenerationInput(
+        prompt=body.prompt, params=params, stream=body.stream, resumable=body.resumable, locale=_locale(body.redaction)
+    )
+
+
+def _locale(options: RedactionOptions | None) -> Locale | None:
+    if options is None:
+        return None
+    try:
+        return parse_locale(languages=options.languages, region=options.region)
+    except ValueError as exc:
+        param = "redaction.languages" if "languages" in str(exc) else "redaction.region"
+        raise RequestInvalid(400, "invalid_request", f"'{param}': {exc}", param) from None

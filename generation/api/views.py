@@ -29,7 +29,10 @@ async def generation_create(request):
         caller = await authenticate(request)
         payload = validate_generation(parse_json_body(read_body(request), request.content_type))
         channel = Generation.Channel.WEB if caller.api_key_id is None else Generation.Channel.API
-        run = await open_run(caller=caller, channel=channel, fields={"prompt": payload.prompt}, params=payload.params)
+        run = await open_run(
+            caller=caller, channel=channel, fields={"prompt": payload.prompt}, params=payload.params,
+            locale=payload.locale,
+        )
     except REFUSALS as exc:
         return refusal(exc)
     if _wants_stream(request, payload.stream):

@@ -118,7 +118,7 @@ KNOWN_FIELD_NAMES = frozenset(
     metadata store logprobs top_logprobs tools tool_choice functions function_call response_format
     frequency_penalty presence_penalty logit_bias best_of echo suffix modalities audio prediction
     web_search_options reasoning_effort service_tier parallel_tool_calls refusal annotations
-    tool_calls repeat_penalty grammar json_schema resumable fields policies""".split()
+    tool_calls repeat_penalty grammar json_schema resumable fields policies redaction languages region""".split()
 )
 
 # Words for fields whose type is a union, where pydantic's own words would name one member.

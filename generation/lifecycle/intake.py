@@ -10,7 +10,7 @@ from django.conf import settings
 
 from generation.backends.base import Backend, SamplingParams
 from generation.records.generations import Caller, RequestShape
-from redaction.fields import RequestRedaction, redact_fields, term_matchers
+from redaction.fields import Locale, RequestRedaction, redact_fields, term_matchers
 
 from .refusals import RequestInvalid
 from .runner import GenerationRun, Limits, PreparedRequest
@@ -46,14 +46,15 @@ async def prepare_request(
     backend: Backend,
     build_prompt: Callable[[Mapping[str, str]], str] = prompt_field,
     policies: Mapping[str, str] | None = None,
+    locale: Locale | None = None,
 ) -> PreparedRequest:
-    """Redact each field by its policy (422 on a rejected type; `policies` as in
-    redact_fields), build the model prompt from the redacted fields, then tokenize and
+    """Redact each field by its policy (422 on a rejected type; `policies` and `locale` as
+    in redact_fields), build the model prompt from the redacted fields, then tokenize and
     check the context. Short inputs are handled inline: cheaper than a thread hop."""
     chars = sum(len(text) for text in fields.values())
     inline = chars <= INLINE_TOKENIZE_CHARS
     terms = term_matchers.cached() if not term_matchers.needs_check() else await asyncio.to_thread(term_matchers.current)
-    redact = functools.partial(redact_fields, fields, terms=terms, policies=policies)
+    redact = functools.partial(redact_fields, fields, terms=terms, policies=policies, locale=locale)
     redaction = redact() if inline else await asyncio.to_thread(redact)
     reject_if_needed(redaction)
     prompt = build_prompt(redaction.texts)
@@ -102,13 +103,16 @@ async def open_run(
     params: SamplingParams,
     build_prompt: Callable[[Mapping[str, str]], str] = prompt_field,
     policies: Mapping[str, str] | None = None,
+    locale: Locale | None = None,
 ) -> GenerationRun:
     """Prepare, queue and record a request whose redacted `fields` become the model prompt
     through `build_prompt` (the native API and /v1 completions: the one `prompt` field).
-    Raises one of REFUSALS before any response has started."""
+    Redaction uses the request's `locale` over its API key's. Raises one of REFUSALS before
+    any response has started."""
     backend = await current_backend()
+    locale = locale.over(caller.locale) if locale is not None else caller.locale
     prepared = await prepare_request(
-        fields=fields, params=params, backend=backend, build_prompt=build_prompt, policies=policies
+        fields=fields, params=params, backend=backend, build_prompt=build_prompt, policies=policies, locale=locale
     )
     run = GenerationRun(
         prepared=prepared,

@@ -19,11 +19,16 @@ API_KEY_PREFIX = "sluice"
 _LAST_USED_GRANULARITY = timedelta(minutes=1)
 
 
-def api_key_create(*, name: str, user=None) -> tuple[ApiKey, str]:
+def api_key_create(
+    *, name: str, user=None, redaction_languages: str = "", phone_region: str = ""
+) -> tuple[ApiKey, str]:
     """Create a key; return the row and the raw key, which is shown once and never stored."""
     prefix = secrets.token_hex(4)
     raw_key = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
-    api_key = ApiKey.objects.create(name=name, prefix=prefix, key_hash=hash_api_key(raw_key), user=user)
+    api_key = ApiKey.objects.create(
+        name=name, prefix=prefix, key_hash=hash_api_key(raw_key), user=user,
+        redaction_languages=redaction_languages, phone_region=phone_region,
+    )
     return api_key, raw_key
 
 
@@ -48,8 +53,7 @@ def hash_api_key(raw_key: str) -> str:
 
 @dataclass(frozen=True)
 class _VerifiedKey:
-    api_key_id: int
-    user_id: int | None
+    caller: Caller
     verified_at: float
 
 
@@ -67,7 +71,7 @@ async def api_key_authenticate(*, raw_key: str) -> Caller | None:
     key_hash = hash_api_key(raw_key)
     cached = _verified_keys.get(key_hash)
     if cached is not None and time.monotonic() - cached.verified_at < settings.SLUICE_API_KEY_CACHE_SECONDS:
-        return Caller(user_id=cached.user_id, api_key_id=cached.api_key_id)
+        return cached.caller
     api_key = await ApiKey.objects.filter(prefix=parts[1], revoked_at__isnull=True).afirst()
     if api_key is None or not secrets.compare_digest(api_key.key_hash, key_hash):
         _verified_keys.pop(key_hash, None)
@@ -75,5 +79,6 @@ async def api_key_authenticate(*, raw_key: str) -> Caller | None:
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_GRANULARITY:
         await ApiKey.objects.filter(pk=api_key.pk).aupdate(last_used_at=now)
-    _verified_keys[key_hash] = _VerifiedKey(api_key.pk, api_key.user_id, time.monotonic())
-    return Caller(user_id=api_key.user_id, api_key_id=api_key.pk)
+    caller = Caller(user_id=api_key.user_id, api_key_id=api_key.pk, locale=api_key.redaction_locale)
+    _verified_keys[key_hash] = _VerifiedKey(caller, time.monotonic())
+    return caller

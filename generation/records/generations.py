@@ -16,6 +16,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from generation.models import Generation
+from redaction.fields import Locale
 
 from . import metrics
 from .db import off_request
@@ -30,6 +31,7 @@ class Caller:
 
     user_id: int | None = None
     api_key_id: int | None = None
+    locale: Locale | None = field(default=None, compare=False)  # the key's redaction locale, if it sets one
 
     @property
     def identity(self) -> str | None:

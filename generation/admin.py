@@ -17,7 +17,7 @@ from django.utils.functional import cached_property
 
 from redaction.fields import parse_locale
 
-from .models import ApiKey, Generation
+from .models import ApiKey, CallerLimit, Generation
 from .ops.remote_cancel import api_key_revoke_everywhere, generations_cancel
 from .records import dashboard
 from .records.api_keys import api_key_create
@@ -264,3 +264,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for api_key in keys:
             api_key_revoke_everywhere(api_key=api_key)
         self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)
+
+
+@admin.register(CallerLimit)
+class CallerLimitAdmin(admin.ModelAdmin):
+    """Limits per API key or user; empty fields take the SLUICE_LIMIT_* defaults, 0 is unlimited."""
+
+    list_display = ["__str__", "requests_per_minute", "concurrent_streams", "tokens_per_day"]
+    list_select_related = ["api_key", "user"]
+    raw_id_fields = ["api_key", "user"]
+    search_fields = ["api_key__name", "api_key__prefix", "user__username"]

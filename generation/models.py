@@ -176,3 +176,29 @@ class ServerProcess(models.Model):
 
     def __str__(self) -> str:
         return self.owner
+
+
+class CallerLimit(models.Model):
+    """Limits for one API key or one signed-in user; an empty field takes the default from
+    settings (SLUICE_LIMIT_*), and 0 means unlimited."""
+
+    api_key = models.OneToOneField(ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="limit")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="generation_limit"
+    )
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    concurrent_streams = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_day = models.PositiveIntegerField(null=True, blank=True, help_text="Completion tokens.")
+
+    class Meta:
+        verbose_name = "caller limit"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(api_key__isnull=False, user__isnull=True)
+                | models.Q(api_key__isnull=True, user__isnull=False),
+                name="caller_limit_one_caller",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"limits for {self.api_key or self.user}"

@@ -207,6 +207,15 @@ SLUICE_STALL_TIMEOUT_SECONDS = env.float("SLUICE_STALL_TIMEOUT_SECONDS", default
 SLUICE_TOTAL_TIMEOUT_SECONDS = env.float("SLUICE_TOTAL_TIMEOUT_SECONDS", default=300.0)
 SLUICE_SHUTDOWN_GRACE_SECONDS = env.float("SLUICE_SHUTDOWN_GRACE_SECONDS", default=10.0)
 SLUICE_PRELOAD_MODEL = env.bool("SLUICE_PRELOAD_MODEL", default=True)
+# Per-caller limits (API key or signed-in user; docs/api.md): defaults for callers whose
+# CallerLimit row (admin) leaves them empty; 0 is unlimited. Counters are shared through
+# SLUICE_LIMITS_URL: Redis with several processes (the channel layer's by default).
+SLUICE_LIMIT_REQUESTS_PER_MINUTE = env.int("SLUICE_LIMIT_REQUESTS_PER_MINUTE", default=0)
+SLUICE_LIMIT_CONCURRENT_STREAMS = env.int("SLUICE_LIMIT_CONCURRENT_STREAMS", default=0)
+SLUICE_LIMIT_TOKENS_PER_DAY = env.int("SLUICE_LIMIT_TOKENS_PER_DAY", default=0)
+SLUICE_LIMITS_URL = env(
+    "SLUICE_LIMITS_URL", default=_channel_layer_url if _channel_layer_url.startswith("redis") else "memory://"
+)
 SLUICE_API_KEY_CACHE_SECONDS = env.float("SLUICE_API_KEY_CACHE_SECONDS", default=30.0)
 SLUICE_OWNER_HEARTBEAT_SECONDS = env.float("SLUICE_OWNER_HEARTBEAT_SECONDS", default=10.0)
 SLUICE_SWEEP_GRACE_SECONDS = env.float("SLUICE_SWEEP_GRACE_SECONDS", default=60.0)  # see generations_sweep

@@ -10,8 +10,15 @@ from django.http import JsonResponse
 from generation.lifecycle.refusals import RequestInvalid
 from generation.lifecycle.runtime import active_runs
 from generation.lifecycle.scheduler import QueueFull
+from generation.records.usage import RateLimited
 
 logger = logging.getLogger(__name__)
+
+LIMIT_MESSAGES = {
+    "requests_per_minute": "This caller may start {allowed} generations a minute. Retry after the time given.",
+    "concurrent_streams": "This caller may run {allowed} generations at once. Retry when one has finished.",
+    "tokens_per_day": "This caller has used its {allowed} completion tokens for the day. Retry after the time given.",
+}
 
 ErrorShape = Callable[..., JsonResponse]
 
@@ -90,6 +97,15 @@ def refusal(exc: Exception, shape: ErrorShape = api_error) -> JsonResponse:
     if isinstance(exc, RequestInvalid):
         logger.info("generation rejected: %s (%s)", exc.code, exc.status)
         return shape(exc.status, exc.code, exc.message, param=exc.param, **exc.details)
+    if isinstance(exc, RateLimited):
+        headers = {
+            "Retry-After": str(exc.retry_after),
+            "RateLimit-Limit": str(exc.allowed),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(exc.retry_after),
+        }
+        message = LIMIT_MESSAGES[exc.limit].format(allowed=exc.allowed)
+        return shape(429, "rate_limited", message, headers=headers, limit=exc.limit)
     if isinstance(exc, QueueFull):
         return shape(
             503, "overloaded", "All model slots are busy and the queue is full. Retry later.",

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from generation.backends.base import Backend, SamplingParams
 from generation.records.generations import Caller, RequestShape
+from generation.records.usage import usage_admit
 from redaction.fields import Locale, RequestRedaction, redact_fields, term_matchers
 
 from .refusals import RequestInvalid
@@ -109,6 +110,7 @@ async def open_run(
     through `build_prompt` (the native API and /v1 completions: the one `prompt` field).
     Redaction uses the request's `locale` over its API key's. Raises one of REFUSALS before
     any response has started."""
+    await usage_admit(api_key_id=caller.api_key_id, user_id=caller.user_id)  # 429 before any work
     backend = await current_backend()
     locale = locale.over(caller.locale) if locale is not None else caller.locale
     prepared = await prepare_request(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from generation.backends.base import BackendError
+from generation.records.usage import RateLimited
 
 from .scheduler import QueueFull
 
@@ -19,4 +20,4 @@ class RequestInvalid(Exception):
         self.details = details  # extra safe fields for the error body (e.g. rejected types)
 
 
-REFUSALS = (RequestInvalid, QueueFull, BackendError, FileNotFoundError)
+REFUSALS = (RequestInvalid, RateLimited, QueueFull, BackendError, FileNotFoundError)

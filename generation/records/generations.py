@@ -20,6 +20,7 @@ from redaction.fields import Locale
 
 from . import metrics
 from .db import off_request
+from .usage import usage_record_tokens
 
 generation_log = logging.getLogger("sluice.generation")
 logger = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ async def generation_finish(*, generation: Generation, outcome: Outcome) -> None
     await _write_finish(generation.pk, fields)
     log_generation(generation)
     metrics.observe_generation(generation)
+    await usage_record_tokens(generation=generation)
 
 
 async def generation_connection_counts(*, generation: Generation, disconnects: int, resumes: int) -> None:

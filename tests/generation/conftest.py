@@ -44,3 +44,13 @@ def generation_log():
     logger.addHandler(handler)
     yield handler
     logger.removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
+def fresh_usage_counters():
+    """Per-caller limit counters start empty: ids are reused between tests."""
+    from generation.records import usage
+
+    usage.reset()
+    yield
+    usage.reset()

@@ -82,3 +82,23 @@ def test_a_key_revoked_on_another_process_stops_its_runs_and_is_refused_at_once(
             rest = list(events)
     assert rest[-1] == ("cancelled", {"reason": "admin_cancel"})
     assert httpx.get(f"{serving.url}/v1/models", headers=headers).status_code == 401
+
+
+def test_a_keys_limit_is_shared_by_both_processes(two_servers):
+    import redis
+
+    serving, other = two_servers
+    redis.Redis.from_url(REDIS).flushdb()  # this module's own database: no counters from earlier runs
+    env = server_env(serving.data_dir)
+    key = manage(env, "create_api_key", "--name", "limited").strip()
+    manage(env, "shell", "-c", (
+        "from generation.models import ApiKey, CallerLimit; "
+        "CallerLimit.objects.create(api_key=ApiKey.objects.get(name='limited'), requests_per_minute=2)"
+    ))
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"prompt": "Hi", "max_tokens": 1, "stream": False}
+    statuses = [
+        httpx.post(f"{server.url}/api/v1/generations", json=body, headers=headers, timeout=60).status_code
+        for server in (serving, other, serving, other)
+    ]
+    assert statuses == [200, 200, 429, 429]

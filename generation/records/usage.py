@@ -1,0 +1,148 @@
+"""Per-caller limits (an API key, or a signed-in user): requests per minute, concurrent
+streams and completion tokens per day. Counters live in SLUICE_LIMITS_URL (Redis shared by
+every process; in-process memory for the embedded single process); concurrent streams are
+counted from the Generation rows themselves, which every process shares."""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from limits import RateLimitItemPerDay, RateLimitItemPerMinute
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from limits.storage import storage_from_string
+from prometheus_client import Counter
+
+from generation.models import CallerLimit, Generation
+
+logger = logging.getLogger(__name__)
+REFUSED = Counter("sluice_rate_limited_total", "Requests refused by a per-caller limit.", ["limit"])
+
+
+class RateLimited(Exception):
+    """A caller over one of its limits: answered 429 with Retry-After and RateLimit-* headers."""
+
+    def __init__(self, limit: str, allowed: int, retry_after: int) -> None:
+        super().__init__(f"{limit} limit reached")
+        self.limit, self.allowed, self.retry_after = limit, allowed, retry_after
+
+
+@dataclass(frozen=True)
+class Limits:
+    requests_per_minute: int
+    concurrent_streams: int
+    tokens_per_day: int
+
+
+_storage = None
+
+
+def _limiters():
+    """The shared counters, built on first use (no connection at import)."""
+    global _storage
+    if _storage is None:
+        url = settings.SLUICE_LIMITS_URL
+        if url.startswith(("redis://", "rediss://")):
+            _storage = storage_from_string(f"async+{url}", implementation="redispy")
+        else:
+            _storage = storage_from_string("async+memory://")
+    return MovingWindowRateLimiter(_storage), FixedWindowRateLimiter(_storage)
+
+
+def reset() -> None:
+    """Forget the counters' storage (tests)."""
+    global _storage
+    _storage = None
+
+
+@dataclass(frozen=True)
+class Who:
+    """The caller a limit applies to: an API key, else a signed-in user (the CLI is neither)."""
+
+    api_key_id: int | None
+    user_id: int | None
+
+    @property
+    def key(self) -> str | None:
+        if self.api_key_id is not None:
+            return f"key:{self.api_key_id}"
+        return f"user:{self.user_id}" if self.user_id is not None else None
+
+
+async def limits_for(who: Who) -> Limits:
+    """The caller's limits: its CallerLimit row where it sets one, else the defaults."""
+    row = None
+    if who.api_key_id is not None:
+        row = await CallerLimit.objects.filter(api_key_id=who.api_key_id).afirst()
+    elif who.user_id is not None:
+        row = await CallerLimit.objects.filter(user_id=who.user_id).afirst()
+
+    def pick(name: str, default: int) -> int:
+        value = getattr(row, name, None) if row is not None else None
+        return default if value is None else value
+
+    return Limits(
+        requests_per_minute=pick("requests_per_minute", settings.SLUICE_LIMIT_REQUESTS_PER_MINUTE),
+        concurrent_streams=pick("concurrent_streams", settings.SLUICE_LIMIT_CONCURRENT_STREAMS),
+        tokens_per_day=pick("tokens_per_day", settings.SLUICE_LIMIT_TOKENS_PER_DAY),
+    )
+
+
+async def usage_admit(*, api_key_id: int | None, user_id: int | None) -> None:
+    """Admit one more request from this caller, or raise RateLimited naming the limit."""
+    who = Who(api_key_id, user_id)
+    if who.key is None:
+        return
+    limits = await limits_for(who)
+    if not (limits.requests_per_minute or limits.concurrent_streams or limits.tokens_per_day):
+        return
+    try:
+        await _admit(who, limits)
+    except RateLimited as refused:
+        REFUSED.labels(refused.limit).inc()
+        raise
+
+
+async def _admit(who: Who, limits: Limits) -> None:
+    moving, fixed = _limiters()
+    key = who.key
+    if limits.tokens_per_day:
+        day = RateLimitItemPerDay(limits.tokens_per_day)
+        if not await fixed.test(day, key, "tokens"):
+            stats = await fixed.get_window_stats(day, key, "tokens")
+            raise RateLimited("tokens_per_day", limits.tokens_per_day, _seconds_until(stats.reset_time))
+    if limits.concurrent_streams:
+        unfinished = Generation.objects.filter(status__in=Generation.UNFINISHED_STATUSES)
+        if who.api_key_id is not None:
+            mine = unfinished.filter(api_key_id=who.api_key_id)
+        else:
+            mine = unfinished.filter(user_id=who.user_id, api_key_id__isnull=True)
+        if await mine.acount() >= limits.concurrent_streams:
+            raise RateLimited("concurrent_streams", limits.concurrent_streams, 1)
+    if limits.requests_per_minute:
+        minute = RateLimitItemPerMinute(limits.requests_per_minute)
+        if not await moving.hit(minute, key, "requests"):
+            stats = await moving.get_window_stats(minute, key, "requests")
+            raise RateLimited("requests_per_minute", limits.requests_per_minute, _seconds_until(stats.reset_time))
+
+
+async def usage_record_tokens(*, generation: Generation) -> None:
+    """Count a finished run's completion tokens against its caller's day. Never raises:
+    accounting must not break the lifecycle."""
+    who = Who(generation.api_key_id, generation.user_id)
+    if who.key is None or not generation.output_tokens:
+        return
+    try:
+        limits = await limits_for(who)
+        if limits.tokens_per_day:
+            _, fixed = _limiters()
+            day = RateLimitItemPerDay(limits.tokens_per_day)
+            await fixed.hit(day, who.key, "tokens", cost=generation.output_tokens)
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("token usage not recorded (%s)", type(exc).__name__)
+
+
+def _seconds_until(reset_time: float) -> int:
+    return max(1, math.ceil(reset_time - time.time()))

@@ -8,6 +8,7 @@ from django.utils import timezone
 from generation.editor.forms import TEXT_FIELDS
 from generation.editor.views import policy_notes
 from generation.models import Generation
+from tests.support.asgi import finished_row
 from tests.support.sse import parse_events
 
 from .conftest import PASSWORD
@@ -126,7 +127,7 @@ async def test_generate_streams_the_native_events_and_records_a_web_row(scripted
     assert names[0] == "accepted" and names[-1] == "done"
     assert "".join(data["text"] for name, data in parsed if name == "delta") == "Hello, world."
     assert response["X-Request-ID"] == parsed[0][1]["request_id"]
-    row = await Generation.objects.aget()
+    row = await finished_row(parsed[0][1]["request_id"])  # a resumable run records itself just after `done`
     assert row.channel == "web" and row.user_id == editor.pk and row.status == "completed"
     assert row.max_tokens == 80  # "short"
     assert scripted.calls[0]["params"].stop

@@ -105,7 +105,8 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
         payload = validate_generation(content)
         channel = Generation.Channel.WEB if self.caller.api_key_id is None else Generation.Channel.API
         self.run = await open_run(
-            caller=self.caller, channel=channel, fields={"prompt": payload.prompt}, params=payload.params
+            caller=self.caller, channel=channel, fields={"prompt": payload.prompt}, params=payload.params,
+            locale=payload.locale,
         )
         if payload.resumable:
             return make_resumable(self.run).read_events(0, resume=False)

@@ -72,6 +72,7 @@ async def test_generate_streams_the_native_events_as_messages(backend, api_key):
         ({"type": "generate"}, 400, "invalid_request"),
         ({"type": "dance"}, 400, "invalid_request"),
         ({"type": "generate", "prompt": "x", "max_tokens": 2000}, 400, "invalid_request"),
+        ({"type": "generate", "prompt": "x", "redaction": {"languages": ["qq"]}}, 400, "invalid_request"),
     ],
 )
 async def test_a_refused_request_gets_one_error_with_its_http_status_then_the_close(backend, api_key, message, status, code):

@@ -51,6 +51,10 @@ async def test_a_hang_up_while_the_row_is_inserted_still_finishes_it(
     assert result.status == 0  # nothing was sent: the client was gone first
     (row,) = await all_finished()
     assert (row.status, row.cancel_reason) == ("cancelled", "client_disconnect")
+    for _ in range(100):  # the log line follows the row's write
+        if generation_log.records:
+            break
+        await asyncio.sleep(0.02)
     assert [json.loads(r.getMessage())["status"] for r in generation_log.records] == ["cancelled"]
 
 
@@ -66,6 +70,10 @@ async def test_hang_ups_at_random_moments_leave_no_row_unfinished(
         await call(path, body=body, headers=auth_headers, hang_up_after=rng.uniform(0, 0.08))
     rows = await all_finished()
     assert rows
+    for _ in range(100):  # each log line follows its row's write
+        if len(generation_log.records) >= len(rows):
+            break
+        await asyncio.sleep(0.02)
     assert len(generation_log.records) == len(rows)
     assert {row.status for row in rows} <= {"completed", "cancelled"}
 

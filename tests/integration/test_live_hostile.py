@@ -56,12 +56,13 @@ def test_hang_ups_in_the_first_100ms_leave_no_row_unfinished(sluice_server):
     assert rows, "no request got as far as its row"
     assert [row["status"] for row in rows if not row["finished_at"]] == []
     assert {row["status"] for row in rows} <= {"completed", "cancelled"}
-    logged = {
-        json.loads(line)["request_id"].replace("-", "")
-        for line in sluice_server.log_path.read_text().splitlines()
-        if line.startswith('{"request_id"')
-    }
-    assert {row["request_id"] for row in rows} <= logged  # each with its one log line
+    def logged() -> set[str]:
+        lines = sluice_server.log_path.read_text().splitlines()
+        return {json.loads(line)["request_id"].replace("-", "") for line in lines if line.startswith('{"request_id"')}
+
+    while not {row["request_id"] for row in rows} <= logged() and time.monotonic() < deadline + 5:
+        time.sleep(0.1)  # each log line follows its row's write
+    assert {row["request_id"] for row in rows} <= logged()  # each with its one log line
 
 
 def test_a_malformed_chunked_body_is_a_json_400(sluice_server):

@@ -1,8 +1,9 @@
 """Slots benchmark: aggregate throughput and latency under concurrency.
 
-    python bench/slots_bench.py [--slots 1 2 4] [--streams 1 2 4 8] [--max-tokens 64]
+    python bench/slots_bench.py [--slots 1 2 4] [--streams 1 2 4 8] [--max-tokens 64] [--engines batched contexts]
 
-For each slot count a real Sluice server starts (SLUICE_SLOTS=n, queue large enough);
+For each engine (SLUICE_ENGINE) and slot count a real Sluice server starts (SLUICE_SLOTS=n,
+queue large enough);
 for each concurrency level that many clients stream at once. Reported per cell:
 aggregate tokens/s (all completion tokens / wall time), p95 queue wait and p95 TTFT
 (from the done events), and the ratio to one stream on one slot measured in the same run.
@@ -106,30 +107,46 @@ def main() -> None:
     parser.add_argument("--slots", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--engines", nargs="+", default=["batched"], choices=["batched", "contexts"])
+    parser.add_argument("--skip-cancel-check", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "slots.json"))
     args = parser.parse_args()
-    report = {"config": {**vars(args), "cpus": os.cpu_count()}, "cells": []}
+    import llama_cpp
+
+    with open("/proc/cpuinfo", encoding="utf-8") as file:
+        cpu_model = next((line.split(":", 1)[1].strip() for line in file if line.startswith("model name")), "")
+    report = {
+        "config": {**vars(args), "cpus": len(os.sched_getaffinity(0))},
+        "machine": {"cpu_model": cpu_model, "llama_system_info": llama_cpp.llama_print_system_info().decode().strip()},
+        "load_before": os.getloadavg(),
+        "cells": [],
+    }
     offset = 0
-    for slots in args.slots:
-        server = start_server(Path(tempfile.mkdtemp(prefix="sluice-slots-")), SLUICE_SLOTS=slots, SLUICE_MAX_QUEUE=64)
-        try:
-            for streams in args.streams:
-                time.sleep(1.0)
-                result = cell(server, streams, args.max_tokens, offset)
-                offset += streams
-                report["cells"].append({"slots": slots, **result})
-                print(json.dumps(report["cells"][-1]), flush=True)
-            if slots == min(args.slots):  # one slot: the next request waits until it is free
-                report["prompt_cancel"] = prompt_cancel_check(server)
-        finally:
-            server.stop()
+    for engine in args.engines:
+        for slots in args.slots:
+            server = start_server(Path(tempfile.mkdtemp(prefix="sluice-slots-")), SLUICE_SLOTS=slots, SLUICE_MAX_QUEUE=64,
+                                  SLUICE_ENGINE=engine)
+            try:
+                for streams in args.streams:
+                    time.sleep(1.0)
+                    result = cell(server, streams, args.max_tokens, offset)
+                    offset += streams
+                    report["cells"].append({"engine": engine, "slots": slots, **result})
+                    print(json.dumps(report["cells"][-1]), flush=True)
+                if slots == min(args.slots) and engine == args.engines[0] and not args.skip_cancel_check:
+                    report["prompt_cancel"] = prompt_cancel_check(server)  # one slot: the next request waits for it
+            finally:
+                server.stop()
+    report["load_after"] = os.getloadavg()
     base = next(c for c in report["cells"] if c["slots"] == min(args.slots) and c["streams"] == 1)
     for c in report["cells"]:
         c["ratio_to_one_stream"] = round(c["aggregate_tokens_per_second"] / base["aggregate_tokens_per_second"], 2)
     four = [c for c in report["cells"] if c["streams"] == 4]
     if four:
         best = max(four, key=lambda c: c["aggregate_tokens_per_second"])
-        report["target_4_streams_vs_1 >= 1.6"] = {"slots": best["slots"], "ratio": best["ratio_to_one_stream"]}
-    out = ROOT / "bench" / "results" / "slots.json"
+        report["target_4_streams_vs_1 >= 1.6"] = {"engine": best["engine"], "slots": best["slots"],
+                                                   "ratio": best["ratio_to_one_stream"]}
+    out = Path(args.out)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

@@ -170,6 +170,8 @@ SLUICE_N_BATCH = env.int("SLUICE_N_BATCH", default=256)
 SLUICE_N_THREADS = env.int("SLUICE_N_THREADS", default=0)  # 0: the cores / SLUICE_PROCESSES
 SLUICE_PROCESSES = env.int("SLUICE_PROCESSES", default=1)  # Sluice processes sharing this machine's cores
 SLUICE_N_GPU_LAYERS = env.int("SLUICE_N_GPU_LAYERS", default=0)  # -1: all layers
+# batched: one context, the slots decoded together; contexts: one context per slot (docs/architecture.md)
+SLUICE_ENGINE = env("SLUICE_ENGINE", default="batched")
 # llama.cpp's extra weight buffers (CPU repacking, Intel AMX); unset: on unless the CPU advertises AMX.
 SLUICE_LLAMA_EXTRA_BUFFERS = env.bool("SLUICE_LLAMA_EXTRA_BUFFERS", default=None)
 SLUICE_SLOTS = env.int("SLUICE_SLOTS", default=4)  # chosen from bench/slots_bench.py on 2 cores

@@ -1,9 +1,14 @@
-"""The batching engine: one llama.cpp context, one sequence per slot, one thread.
+"""The batching engine: one llama.cpp context, one KV sequence per slot, one thread.
 
-Each step drops finished or cancelled sequences, admits new ones, then decodes one token
-for every sequence that is generating plus a chunk of prompt for those still prefilling,
-all in a single `llama_decode`. On a CPU a step with several sequences costs little more
-than a step with one, which is where concurrent streams gain their throughput.
+Each step drops finished or cancelled runs, admits new ones, then decodes one token for
+every run that is generating plus a chunk of prompt for those still prefilling, all in a
+single `llama_decode`. On a CPU a step with several sequences costs little more than a step
+with one, which is where concurrent streams gain their throughput.
+
+A run is placed on a KV sequence by the engine, not by the scheduler's slot number: the
+free sequence holding the longest prefix this caller may reuse, else the least recently
+used one. The scheduler hands slots out in turn, so placing by slot number would send a
+caller's next request to another sequence's cache and lose its prefix.
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ _DECODE_ABORTED = 2  # llama_decode's return code when the abort callback stoppe
 class Sequence_:
     """One generation on one slot, as the engine thread sees it."""
 
-    slot: int
+    slot: int  # the scheduler's slot: the consumer's handle, not where the KV cells live
     prompt_tokens: Sequence[int]
     params: SamplingParams
     cancel: threading.Event
@@ -47,6 +52,8 @@ class Sequence_:
     last_token: int | None = None
     sampler: internals.LlamaSampler | None = None
     decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
+    seq: int = -1  # the KV sequence the engine placed it on
+    prompt_evaluated: int = 0  # prompt tokens computed for it (the rest came from the cache)
 
     @property
     def prefilling(self) -> bool:
@@ -59,24 +66,55 @@ class Sequence_:
 
 
 @dataclass
-class _SlotCache:
+class SequenceCache:
     tokens: list[int] = field(default_factory=list)  # what this sequence's KV cells hold
     owner: str | None = None
-    prompt_evaluated: int = 0
+    last_used: int = 0  # when a run was last placed here (a counter), for LRU placement
     # Leading cells computed exactly as a fresh lone run computes them: in whole n_batch
     # chunks from position 0, alone in their step. llama.cpp's CPU kernels round
     # differently for different batch shapes, so only these cells give bit-identical logits.
     canonical: int = 0
 
 
-class Engine:
-    """Owns the context and its thread; `submit` hands it a sequence to run."""
+def reusable_prefix(cache: SequenceCache, sequence: Sequence_, n_batch: int) -> int:
+    """How many leading prompt tokens `sequence` may take from `cache`: only from the same
+    caller (never across callers: prefix timing would leak their prompts), at least one
+    prompt token left to evaluate so the logits are fresh, and for a repeatable run only
+    whole chunks computed exactly as a fresh run computes them."""
+    if sequence.owner is None or sequence.owner != cache.owner:
+        return 0
+    keep = 0
+    for cached, new in zip(cache.tokens, sequence.prompt_tokens):
+        if cached != new:
+            break
+        keep += 1
+    keep = min(keep, len(sequence.prompt_tokens) - 1)
+    if sequence.repeatable:
+        # Evaluate the rest in the same chunks as a fresh run would, on cells that a fresh
+        # run would have computed bit for bit.
+        keep = min(keep, cache.canonical)
+        keep -= keep % n_batch
+    return max(keep, 0)
 
-    def __init__(self, *, model: internals.LlamaModel, slots: int, n_ctx: int, n_batch: int, threads: int,
-                 piece: Callable[[int], bytes], verbose: bool = False) -> None:
+
+def best_place(caches: Sequence[SequenceCache], free: Sequence[int], sequence: Sequence_, n_batch: int) -> int:
+    """The free cache with the longest reusable prefix; among equals the least recently used,
+    so one caller's run does not evict another caller's prefix while an older one is free."""
+    return max(free, key=lambda index: (reusable_prefix(caches[index], sequence, n_batch), -caches[index].last_used))
+
+
+class Engine:
+    """Owns the context and its thread; `submit` hands it a sequence to run.
+
+    `thread_share`, when given, is asked before each decode how many threads this context
+    may use now (several contexts sharing the cores); else it always uses `threads`."""
+
+    def __init__(self, *, model: internals.LlamaModel, sequences: int, n_ctx: int, n_batch: int, threads: int,
+                 piece: Callable[[int], bytes], verbose: bool = False,
+                 thread_share: Callable[[], int] | None = None) -> None:
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = n_ctx * slots  # each sequence gets a full window of n_ctx
-        params.n_seq_max = slots
+        params.n_ctx = n_ctx * sequences  # each sequence gets a full window of n_ctx
+        params.n_seq_max = sequences
         params.n_batch = params.n_ubatch = n_batch
         params.n_threads = params.n_threads_batch = threads
         params.no_perf = True
@@ -84,15 +122,18 @@ class Engine:
         # later run on the same slot still needs when it reuses a cached prefix.
         params.swa_full = True
         self.context = internals.LlamaContext(model=model, params=params, verbose=verbose)
-        self.batch = internals.LlamaBatch(n_tokens=n_batch + slots, embd=0, n_seq_max=1, verbose=verbose)
+        self.batch = internals.LlamaBatch(n_tokens=n_batch + sequences, embd=0, n_seq_max=1, verbose=verbose)
         self.n_ctx, self.n_batch = n_ctx, n_batch
+        self._threads = threads
+        self._thread_share = thread_share
         self._vocab = model.vocab
         self._piece = piece
         self._abort_flag = ctypes.create_string_buffer(2)
         llama_cpp.llama_set_abort_callback(self.context.ctx, _ABORT_WHEN_FLAG_SET, ctypes.cast(self._abort_flag, ctypes.c_void_p))
         self._solo: Sequence_ | None = None  # the only sequence in the step being decoded
-        self.caches = [_SlotCache() for _ in range(slots)]
-        self._active: dict[int, Sequence_] = {}
+        self.caches = [SequenceCache() for _ in range(sequences)]
+        self._placements = 0
+        self._active: dict[int, Sequence_] = {}  # by KV sequence
         self._incoming: queue.SimpleQueue[Sequence_] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stopped = False
@@ -114,7 +155,7 @@ class Engine:
         """Slots whose sequence is still in use (a released one no longer counts)."""
         while True:
             try:
-                return {slot for slot, sequence in list(self._active.items()) if not sequence.closed}
+                return {sequence.slot for sequence in list(self._active.values()) if not sequence.closed}
             except RuntimeError:  # the engine thread changed the dict mid-copy
                 continue
 
@@ -169,43 +210,34 @@ class Engine:
                 sequence = self._incoming.get_nowait()
             except queue.Empty:
                 return
-            old = self._active.pop(sequence.slot, None)
-            if old is not None:  # released by its consumer a moment ago
-                self._finish(old)
+            self._drop_finished()  # a run released a moment ago frees its sequence for this one
+            free = [seq for seq in range(len(self.caches)) if seq not in self._active]
+            if not free:  # more runs than sequences: the caller broke the one-run-per-slot contract
+                self._finish(sequence, BackendError("no free sequence in the context"))
+                continue
+            sequence.seq = best_place(self.caches, free, sequence, self.n_batch)
+            self._placements += 1
+            self.caches[sequence.seq].last_used = self._placements
             sequence.prompt_done = self._reuse_prefix(sequence)
             sequence.sampler = _sampler(sequence.params)
-            self._active[sequence.slot] = sequence
+            self._active[sequence.seq] = sequence
 
     def _reuse_prefix(self, sequence: Sequence_) -> int:
-        """Keep this slot's cached prefix when the same caller used it last (never across
-        callers: prefix timing would leak their prompts). At least one prompt token is
-        left to evaluate so the logits are fresh."""
-        cache = self.caches[sequence.slot]
-        keep = 0
-        if sequence.owner is not None and sequence.owner == cache.owner:
-            for cached, new in zip(cache.tokens, sequence.prompt_tokens):
-                if cached != new:
-                    break
-                keep += 1
-            keep = min(keep, len(sequence.prompt_tokens) - 1)
-            if sequence.repeatable:
-                # Evaluate the rest in the same chunks as a fresh run would, on cells that
-                # a fresh run would have computed bit for bit.
-                keep = min(keep, cache.canonical)
-                keep -= keep % self.n_batch
+        """Keep what the sequence's cache may give this run (reusable_prefix), drop the rest."""
+        cache = self.caches[sequence.seq]
+        keep = reusable_prefix(cache, sequence, self.n_batch)
         cache.owner = sequence.owner
-        cache.prompt_evaluated = 0
-        if not self.context.kv_cache_seq_rm(sequence.slot, keep, -1):
+        if not self.context.kv_cache_seq_rm(sequence.seq, keep, -1):
             keep = 0
-            self.context.kv_cache_seq_rm(sequence.slot, 0, -1)
+            self.context.kv_cache_seq_rm(sequence.seq, 0, -1)
         del cache.tokens[keep:]
         cache.canonical = min(cache.canonical, keep)
         return keep
 
     def _drop_finished(self) -> None:
-        for slot, sequence in list(self._active.items()):
+        for seq, sequence in list(self._active.items()):
             if sequence.closed or sequence.cancel.is_set():
-                del self._active[slot]
+                del self._active[seq]
                 self._finish(sequence)
 
     def _finish(self, sequence: Sequence_, error: Exception | None = None) -> None:
@@ -222,7 +254,7 @@ class Engine:
         generating = [s for s in self._active.values() if not s.prefilling]
         for sequence in generating:
             outputs.append((sequence, self._add(sequence, sequence.last_token, logits=True)))
-            members[sequence.slot] = sequence
+            members[sequence.seq] = sequence
         # Prefill shares the step with generating sequences: a smaller chunk keeps their
         # inter-token latency down while a long prompt is read.
         budget = self.n_batch if not generating else max(self.n_batch // 4, 1)
@@ -231,20 +263,25 @@ class Engine:
             take = min(budget, len(sequence.prompt_tokens) - sequence.prompt_done)
             if take <= 0:
                 break
-            if take == self.n_batch and sequence.prompt_done == self.caches[sequence.slot].canonical \
+            if take == self.n_batch and sequence.prompt_done == self.caches[sequence.seq].canonical \
                     and sequence.prompt_done % self.n_batch == 0 and sequence.prompt_done + take < len(sequence.prompt_tokens):
                 canonical_chunk = sequence  # a whole interior chunk on the fresh-run grid
             for token in sequence.prompt_tokens[sequence.prompt_done : sequence.prompt_done + take]:
                 index = self._add(sequence, token, logits=False)
             sequence.prompt_done += take
-            self.caches[sequence.slot].prompt_evaluated += take
-            members[sequence.slot] = sequence
+            sequence.prompt_evaluated += take
+            members[sequence.seq] = sequence
             budget -= take
             if not sequence.prefilling:
                 batch.logits[index] = True
                 outputs.append((sequence, index))
         self._solo = next(iter(members.values())) if len(members) == 1 else None
         self._abort_flag[0] = b"\x00"
+        if self._thread_share is not None:
+            threads = self._thread_share()
+            if threads != self._threads:
+                llama_cpp.llama_set_n_threads(self.context.ctx, threads, threads)
+                self._threads = threads
         if self._solo is not None and self._solo.cancel.is_set():
             self._abort_flag[0] = b"\x01"
         try:
@@ -255,17 +292,17 @@ class Engine:
             self._step_failed(list(members.values()), status)
             return
         if canonical_chunk is not None and len(members) == 1:  # alone, as in a fresh lone run
-            self.caches[canonical_chunk.slot].canonical += self.n_batch
+            self.caches[canonical_chunk.seq].canonical += self.n_batch
         for sequence, index in outputs:
             self._sample(sequence, index)
 
     def _add(self, sequence: Sequence_, token: int, *, logits: bool) -> int:
-        batch, cache = self.batch.batch, self.caches[sequence.slot]
+        batch, cache = self.batch.batch, self.caches[sequence.seq]
         index = batch.n_tokens
         batch.token[index] = token
         batch.pos[index] = len(cache.tokens)
         batch.n_seq_id[index] = 1
-        batch.seq_id[index][0] = sequence.slot
+        batch.seq_id[index][0] = sequence.seq
         batch.logits[index] = logits
         batch.n_tokens += 1
         cache.tokens.append(token)
@@ -282,12 +319,12 @@ class Engine:
             return
         sequence.out.put(sequence.decoder.decode(self._piece(token)))
         sequence.last_token = token
-        full = len(self.caches[sequence.slot].tokens) >= self.n_ctx
+        full = len(self.caches[sequence.seq].tokens) >= self.n_ctx
         if sequence.generated >= sequence.params.max_tokens or full:
             self._end(sequence)
 
     def _end(self, sequence: Sequence_) -> None:
-        self._active.pop(sequence.slot, None)
+        self._active.pop(sequence.seq, None)
         self._finish(sequence)
 
     def _step_failed(self, sequences: list[Sequence_], status: int) -> None:
@@ -298,12 +335,12 @@ class Engine:
                 error = BackendError("the model is shutting down")
             else:
                 error = BackendError(f"llama_decode returned {status}")
-            cache = self.caches[sequence.slot]
+            cache = self.caches[sequence.seq]
             cache.tokens.clear()  # the KV cells now hold an unknown part of the step
             cache.owner = None
             cache.canonical = 0
-            self.context.kv_cache_seq_rm(sequence.slot, 0, -1)
-            self._active.pop(sequence.slot, None)
+            self.context.kv_cache_seq_rm(sequence.seq, 0, -1)
+            self._active.pop(sequence.seq, None)
             self._finish(sequence, error)
 
 

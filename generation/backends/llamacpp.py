@@ -1,5 +1,6 @@
 """llama.cpp backend: the GGUF loaded once (mmap, optional GPU offload), slots served by a
-batching engine (llama_engine.py) on one context."""
+batching engine on one context (llama_engine.py, SLUICE_ENGINE=batched) or by one context
+per slot (llama_contexts.py, SLUICE_ENGINE=contexts)."""
 from __future__ import annotations
 
 import ctypes
@@ -15,10 +16,12 @@ from llama_cpp import _logger as llama_logger
 from .base import BackendError, ChatTemplateError, ModelInfo, SamplingParams
 from .chat_template import FALLBACK_TEMPLATES, ChatPrompt, ChatTemplate
 from .cpu import threads_per_process
+from .llama_contexts import ContextsEngine
 from .llama_engine import END, Engine, Sequence_
 from .model_files import configured_model_file
 
 logger = logging.getLogger(__name__)
+ENGINES = ("batched", "contexts")
 _backend_init_lock = threading.Lock()
 _backend_initialized = False
 
@@ -71,8 +74,11 @@ class LlamaCppBackend:
         n_gpu_layers: int = 0,
         slots: int = 1,
         extra_buffers: bool | None = None,
+        engine: str = "batched",
         verbose: bool = False,
     ) -> None:
+        if engine not in ENGINES:
+            raise BackendError(f"unknown llama.cpp engine {engine!r}: use one of {', '.join(ENGINES)}")
         _init_llama_backend()
         llama_logger.set_verbose(verbose)  # llama.cpp writes to stderr itself; keep it to errors
         model_params = llama_cpp.llama_model_default_params()
@@ -89,15 +95,22 @@ class LlamaCppBackend:
         self._piece_cache: dict[int, bytes] = {}
         self._chat_template = self._load_chat_template()
         self.slot_count = slots
-        self._engine = Engine(
-            model=self._model, slots=slots, n_ctx=n_ctx, n_batch=n_batch, threads=threads,
-            piece=self._piece, verbose=verbose,
-        )
+        self._last_run: dict[int, Sequence_] = {}
+        engine_kwargs = dict(n_ctx=n_ctx, n_batch=n_batch, threads=threads, piece=self._piece, verbose=verbose)
+        try:
+            if engine == "contexts":
+                self._engine = ContextsEngine(model=self._model, contexts=slots, **engine_kwargs)
+            else:
+                self._engine = Engine(model=self._model, sequences=slots, **engine_kwargs)
+        except BaseException:
+            self._model.close()
+            raise
         self.info = ModelInfo(
             name=model_name,
             version=model_version,
             context_length=n_ctx,
-            extra={"n_threads": threads, "n_gpu_layers": n_gpu_layers, "n_batch": n_batch, "slots": slots},
+            extra={"n_threads": threads, "n_gpu_layers": n_gpu_layers, "n_batch": n_batch, "slots": slots,
+                   "engine": engine},
         )
 
     @classmethod
@@ -113,6 +126,7 @@ class LlamaCppBackend:
             n_gpu_layers=settings.SLUICE_N_GPU_LAYERS,
             slots=settings.SLUICE_SLOTS,
             extra_buffers=settings.SLUICE_LLAMA_EXTRA_BUFFERS,
+            engine=settings.SLUICE_ENGINE,
         )
 
     def tokenize(self, text: str) -> list[int]:
@@ -167,6 +181,7 @@ class LlamaCppBackend:
         if slot in self._engine.busy_slots():
             raise BackendError(f"slot {slot} is already in use")
         sequence = Sequence_(slot=slot, prompt_tokens=prompt_tokens, params=params, cancel=cancel, owner=cache_owner)
+        self._last_run[slot] = sequence
         self._engine.submit(sequence)
         try:
             while True:
@@ -181,7 +196,8 @@ class LlamaCppBackend:
 
     def last_prompt_evaluated(self, slot: int) -> int:
         """How many prompt tokens the slot's last run evaluated (the rest came from its cache)."""
-        return self._engine.caches[slot].prompt_evaluated
+        run = self._last_run.get(slot)
+        return run.prompt_evaluated if run is not None else 0
 
     def busy_slots(self) -> set[int]:
         return self._engine.busy_slots()

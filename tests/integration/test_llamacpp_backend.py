@@ -1,4 +1,4 @@
-"""The llama.cpp backend against the real model: prefix cache per caller, native abort."""
+"""The llama.cpp backend against the real model, with each engine: prefix cache per caller, native abort."""
 from __future__ import annotations
 
 import threading
@@ -16,12 +16,12 @@ PROMPT = "Write a short, friendly product description for a bamboo desk organise
 GREEDY = SamplingParams(max_tokens=24, temperature=0)
 
 
-@pytest.fixture(scope="module")
-def backend():
+@pytest.fixture(scope="module", params=["batched", "contexts"])
+def backend(request):
     model = embedded_model_file()
     backend = LlamaCppBackend(
         model_path=str(model.path), model_name=model.name, model_version=model.sha256,
-        n_ctx=4096, n_batch=128, n_threads=1, slots=2,
+        n_ctx=4096, n_batch=128, n_threads=1, slots=2, engine=request.param,
     )
     yield backend
     backend.close()

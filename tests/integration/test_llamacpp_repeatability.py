@@ -31,12 +31,15 @@ DOCUMENT = (
 QUESTIONS = ["\nQuestion: how long do I have to pay?\nAnswer:", "\nQuestion: what does delivery cost?\nAnswer:"]
 
 
-@pytest.fixture(scope="module")
-def backend():
+# One sequence: every earlier run went through the cache this run reads. Two contexts: runs
+# are placed on either by reusable prefix or least recent use (as on a batched context's sequences).
+@pytest.fixture(scope="module", params=[("batched", 1), ("contexts", 2)], ids=lambda p: f"{p[0]}-{p[1]}")
+def backend(request):
+    engine, slots = request.param
     model = embedded_model_file()
     backend = LlamaCppBackend(
         model_path=str(model.path), model_name=model.name, model_version=model.sha256,
-        n_ctx=2048, n_batch=N_BATCH, n_threads=1, slots=2,
+        n_ctx=2048, n_batch=N_BATCH, n_threads=1, slots=slots, engine=engine,
     )
     yield backend
     backend.close()

@@ -1,0 +1,116 @@
+"""The two llama.cpp engines (SLUICE_ENGINE) against the real model: the same greedy text,
+a caller's prefix found on whichever slot it is given, cores shared among busy contexts."""
+from __future__ import annotations
+
+import threading
+from contextlib import closing
+from itertools import islice
+
+import pytest
+
+from generation.backends.base import BackendError, CancelFlag, SamplingParams
+from generation.backends.llamacpp import LlamaCppBackend
+from generation.backends.model_files import embedded_model_file
+
+pytestmark = pytest.mark.integration
+GREEDY = SamplingParams(max_tokens=16, temperature=0)
+SAMPLED = SamplingParams(max_tokens=2, temperature=0.8)  # reuses the whole cached prefix
+PROMPTS = [
+    "Write a short, friendly product description for a bamboo desk organiser:",
+    "List three tips for keeping a small office tidy.",
+    "Explain in two sentences why tea cools faster in a wide cup.",
+]
+
+
+def load(engine, slots=2, threads=2):
+    model = embedded_model_file()
+    return LlamaCppBackend(
+        model_path=str(model.path), model_name=model.name, model_version=model.sha256,
+        n_ctx=1024, n_batch=64, n_threads=threads, slots=slots, engine=engine,
+    )
+
+
+@pytest.fixture(scope="module", params=["batched", "contexts"])
+def backend(request):
+    backend = load(request.param)
+    yield backend
+    backend.close()
+
+
+def generate(backend, prompt, *, slot=0, owner=None, params=GREEDY):
+    stream = backend.generate(
+        slot=slot, prompt_tokens=backend.tokenize(prompt), params=params, cancel=CancelFlag(), cache_owner=owner
+    )
+    with closing(stream):
+        return "".join(islice(stream, params.max_tokens))
+
+
+def test_a_caller_finds_its_prefix_whichever_slot_the_scheduler_gives(backend):
+    generate(backend, PROMPTS[0], slot=0, owner="key:a", params=SAMPLED)
+    generate(backend, PROMPTS[1], slot=1, owner="key:b", params=SAMPLED)
+    generate(backend, PROMPTS[0], slot=1, owner="key:a", params=SAMPLED)  # the scheduler hands out slots in turn
+    assert backend.last_prompt_evaluated(1) == 1  # key:a's cache, not the one slot 1 ran last
+    generate(backend, PROMPTS[1], slot=0, owner="key:b", params=SAMPLED)
+    assert backend.last_prompt_evaluated(0) == 1  # key:b's cache survived key:a's run
+    generate(backend, PROMPTS[1], slot=0, owner="key:c", params=SAMPLED)
+    assert backend.last_prompt_evaluated(0) == len(backend.tokenize(PROMPTS[1]))  # never another caller's
+
+
+def test_contexts_engine_gives_the_batched_engines_greedy_text_alone_and_concurrently():
+    batched = load("batched", slots=1)
+    try:
+        expected = [generate(batched, prompt) for prompt in PROMPTS[:2]]
+    finally:
+        batched.close()
+    contexts = load("contexts", slots=2)
+    try:
+        assert [generate(contexts, prompt) for prompt in PROMPTS[:2]] == expected  # alone: all threads
+        results = {}
+
+        def run(slot):
+            results[slot] = generate(contexts, PROMPTS[slot], slot=slot)
+
+        threads = [threading.Thread(target=run, args=(slot,)) for slot in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # Each run is alone in its context, so concurrency (and a thread each) changes nothing.
+        assert [results[0], results[1]] == expected
+    finally:
+        contexts.close()
+
+
+def test_busy_contexts_share_the_threads_and_a_lone_one_takes_them_all():
+    backend = load("contexts", slots=2, threads=2)
+    engine = backend._engine
+    shares, release, both_running = [], threading.Event(), threading.Barrier(2, timeout=30)
+    try:
+        def consume(slot):
+            stream = backend.generate(slot=slot, prompt_tokens=backend.tokenize(PROMPTS[slot]),
+                                      params=SamplingParams(max_tokens=200, temperature=0), cancel=CancelFlag())
+            with closing(stream):
+                next(stream)
+                both_running.wait()
+                shares.append(engine._thread_share())
+                release.wait(30)
+
+        assert engine._thread_share() == 2
+        threads = [threading.Thread(target=consume, args=(slot,)) for slot in (0, 1)]
+        for thread in threads:
+            thread.start()
+        while len(shares) < 2 and all(thread.is_alive() for thread in threads):
+            threading.Event().wait(0.01)
+        release.set()
+        for thread in threads:
+            thread.join(30)
+        assert shares == [1, 1]
+        assert engine._thread_share() == 2 and backend.busy_slots() == set()
+    finally:
+        release.set()
+        backend.close()
+
+
+def test_an_unknown_engine_is_refused_before_loading():
+    with pytest.raises(BackendError, match="unknown llama.cpp engine"):
+        load("threads")

@@ -34,14 +34,15 @@ def _init_llama_backend() -> None:
             _backend_initialized = True
 
 
-def token_piece(vocab, token: int, size: int = 64) -> bytes:
-    """The bytes of one token (control tokens render empty), however long the piece is."""
+def token_piece(vocab, token: int, size: int = 64, *, special: bool = False) -> bytes:
+    """The bytes of one token, however long the piece is; control tokens render empty, or
+    as their markup (e.g. <start_of_turn>) with `special`."""
     buffer = ctypes.create_string_buffer(size)
-    length = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, False)
+    length = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, special)
     if length < 0:  # too small: llama.cpp returns minus the size it needs
         size = -length
         buffer = ctypes.create_string_buffer(size)
-        length = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, False)
+        length = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, special)
         if length < 0:
             raise BackendError(f"token {token} has no piece of a stable size")
     return buffer.raw[:length]

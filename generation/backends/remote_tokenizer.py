@@ -8,7 +8,6 @@ template in the same file. vLLM and TGI serve the same model's tokenizer, so a G
 that model gives the same tokens there too."""
 from __future__ import annotations
 
-import ctypes
 import threading
 
 import llama_cpp
@@ -16,7 +15,7 @@ from llama_cpp import _internals as internals
 
 from .base import BackendError
 from .chat_template import FALLBACK_TEMPLATES, ChatPrompt, ChatTemplate
-from .llamacpp import _init_llama_backend
+from .llamacpp import _init_llama_backend, token_piece
 
 
 class VocabTokenizer:
@@ -69,7 +68,7 @@ class VocabTokenizer:
         with self._lock:
             for token in body:
                 if token not in self._pieces:
-                    self._pieces[token] = _special_piece(self._model.vocab, token)
+                    self._pieces[token] = token_piece(self._model.vocab, token, special=True)
             raw = b"".join(self._pieces[token] for token in body)
         try:
             text = raw.decode("utf-8")
@@ -80,16 +79,3 @@ class VocabTokenizer:
 
     def close(self) -> None:
         self._model.close()
-
-
-def _special_piece(vocab, token: int, size: int = 64) -> bytes:
-    """A token's text with control tokens written out (e.g. <start_of_turn>)."""
-    buffer = ctypes.create_string_buffer(size)
-    length = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, True)
-    if length < 0:  # too small: llama.cpp returns minus the size it needs
-        size = -length
-        buffer = ctypes.create_string_buffer(size)
-        length = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, True)
-        if length < 0:
-            raise BackendError(f"token {token} has no piece of a stable size")
-    return buffer.raw[:length]

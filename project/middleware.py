@@ -9,6 +9,8 @@ overflow into the session) still go through a thread.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -74,9 +76,48 @@ class MessageMiddleware(InlineHooksMixin, messages.MessageMiddleware):
         return self.process_response(request, response)
 
 
+class DatabaseOutage:
+    """What one process knows about the database being down. A request that found it
+    unreachable waited up to the pool's timeout to learn it; for the next OPEN_SECONDS every
+    request is refused at once, then one request at a time goes through to find out whether
+    it is back (the rest are still refused) until one gets through."""
+
+    OPEN_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._down = False
+        self._until = 0.0
+        self._probing = False
+
+    def admit(self) -> bool:
+        """Whether a request may try the database now (it becomes the probe when down)."""
+        with self._lock:
+            if not self._down:
+                return True
+            if self._probing or time.monotonic() < self._until:
+                return False
+            self._probing = True
+            return True
+
+    def failed(self) -> None:
+        with self._lock:
+            self._down, self._until, self._probing = True, time.monotonic() + self.OPEN_SECONDS, False
+
+    def passed(self) -> None:
+        with self._lock:
+            if self._down and self._probing:
+                self._down, self._probing = False, False
+
+
+outage = DatabaseOutage()
+UNGUARDED_PATHS = ("/healthz", "/readyz", "/metrics")  # report on the database themselves, with their own timeouts
+
+
 class DatabaseUnavailableMiddleware:
     """A database that refuses, is down or has no free pooled connection is a 503 with
-    Retry-After (JSON in the API routes' shape), never a 500: the client can retry."""
+    Retry-After (JSON in the API routes' shape), never a 500: the client can retry. While it
+    is known to be down, requests are refused at once instead of each waiting for the pool."""
 
     async_capable = True
     sync_capable = False
@@ -85,17 +126,35 @@ class DatabaseUnavailableMiddleware:
         self.get_response = get_response
 
     async def __call__(self, request):
-        return await self.get_response(request)
+        if request.path.startswith(UNGUARDED_PATHS):
+            return await self.get_response(request)
+        if not outage.admit():
+            return self._refusal(request)
+        try:
+            response = await self.get_response(request)
+        except BaseException:
+            outage.passed()  # not the database's doing (that becomes a response below)
+            raise
+        if not getattr(response, "_database_unavailable", False):
+            outage.passed()
+        return response
 
     async def process_exception(self, request, exception):
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
+        outage.failed()
         logger.warning("request refused: database unavailable (%s)", type(exception).__name__)
+        return self._refusal(request)
+
+    @staticmethod
+    def _refusal(request):
         headers = {"Retry-After": "5"}
         if shape := error_shape_for(request.path):
-            return shape(503, "database_unavailable", "The database is not reachable right now. Retry shortly.",
-                         headers=headers)
-        response = HttpResponse("The service is briefly unavailable. Retry shortly.", status=503, headers=headers,
-                                content_type="text/plain")
-        response._has_been_logged = True  # noqa: SLF001 - an expected refusal, logged above at WARNING
+            response = shape(503, "database_unavailable", "The database is not reachable right now. Retry shortly.",
+                             headers=headers)
+        else:
+            response = HttpResponse("The service is briefly unavailable. Retry shortly.", status=503, headers=headers,
+                                    content_type="text/plain")
+        response._has_been_logged = True  # noqa: SLF001 - an expected refusal, logged where it was found
+        response._database_unavailable = True  # noqa: SLF001 - read by __call__: not a sign of recovery
         return response

@@ -1,12 +1,16 @@
 """Redis and PostgreSQL for the stack. Redis: its own redis-server on a free port, so that a
 test may stop it without touching anyone else's. PostgreSQL: the server on 127.0.0.1:5432
 when one answers (Debian's cluster is started, and later stopped, only when none does), with
-a fresh database that is dropped at the end."""
+a fresh database that is dropped at the end; or, for a test that restarts it, a private
+cluster of its own (PrivatePostgres)."""
 from __future__ import annotations
 
 import glob
+import os
+import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -88,3 +92,91 @@ class Postgres:
             raise StackError(f"pg_ctlcluster {version} main start failed: {done.stderr.strip()}")
         self.started_cluster = version
         wait_for(lambda: port_answers(self.PORT), timeout=30, what="PostgreSQL")
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of its own (initdb) on a free loopback port, so that a test may
+    stop and restart it without touching anyone else's. Runs as the `postgres` user when
+    started by root (PostgreSQL refuses root). stop()/start() keep the port and the data."""
+
+    def __init__(self, directory: Path) -> None:
+        self.bin = _postgres_bin()
+        self.directory = directory
+        self.data = directory / "data"
+        self.port = free_port()
+        self.log_path = directory / "postgres.log"
+        self.database = "sluice"
+        self.process: subprocess.Popen | None = None
+        self._user = "postgres" if os.geteuid() == 0 else None
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def _as_owner(self, command: list[str]) -> list[str]:
+        return ["runuser", "-u", self._user, "--", *command] if self._user else command
+
+    def start(self) -> None:
+        fresh = not self.data.exists()
+        if fresh:
+            self._init()
+        self.process = spawn(
+            self._as_owner([str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
+                            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.directory}",
+                            "-c", "fsync=off", "-c", "max_connections=50"]),
+            log_path=self.log_path,
+        )
+        wait_for(self._accepts, timeout=30, what="private PostgreSQL", process=self.process, log_path=self.log_path)
+        if fresh:
+            self._admin(f'CREATE DATABASE "{self.database}"')
+
+    def _admin(self, statement: str) -> None:
+        import psycopg
+
+        with psycopg.connect(f"postgres://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as connection:
+            connection.execute(statement)
+
+    def _init(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self._user:
+            owner = pwd.getpwnam(self._user)
+            os.chown(self.directory, owner.pw_uid, owner.pw_gid)
+            self.log_path.touch()
+            os.chown(self.log_path, owner.pw_uid, owner.pw_gid)
+        done = subprocess.run(
+            self._as_owner([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                            "--no-sync", "-E", "UTF8"]),
+            capture_output=True, text=True,
+        )
+        if done.returncode != 0:
+            raise StackError(f"initdb failed: {done.stderr.strip()[-2000:]}")
+
+    def _accepts(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(f"postgres://postgres@127.0.0.1:{self.port}/postgres", connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    def stop(self) -> None:
+        """A fast shutdown (SIGINT to the postmaster): open connections are cut, as in a restart."""
+        if self.process is None:
+            return
+        try:
+            os.kill(int((self.data / "postmaster.pid").read_text().split()[0]), signal.SIGINT)
+            self.process.wait(timeout=20)
+        except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+            stop(self.process, timeout=5)
+        self.process = None
+
+
+def _postgres_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise StackError("PostgreSQL's server binaries (initdb, postgres) are not installed.")
+    return Path(initdb).parent

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .children import StackError, env_without, stop
 from .nginx import Nginx
-from .services import Postgres, Redis
+from .services import Postgres, PrivatePostgres, Redis
 from .sluice import ROOT, SluiceProcess
 
 __all__ = ["Stack", "StackError"]
@@ -28,13 +28,14 @@ class Stack:
     """`processes` Sluice processes behind nginx on loopback. `settings` are extra environment
     variables for the Sluice processes (e.g. SLUICE_SLOTS); `fronts` extra nginx listeners
     (name -> server-block body, see nginx.front_bare). Use as a context manager, or call
-    start() and stop()."""
+    start() and stop(). `private_postgres`: a cluster of the stack's own instead of a database
+    on the machine's server (for a test that restarts PostgreSQL)."""
 
     def __init__(self, *, processes: int = 2, settings: dict | None = None, fronts: dict[str, str] | None = None,
-                 worker_connections: int = 4096) -> None:
+                 worker_connections: int = 4096, private_postgres: bool = False) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="sluice-stack-"))
         self.directory.chmod(0o755)  # nginx's workers (www-data) read the static files in here
-        self.postgres = Postgres()
+        self.postgres = PrivatePostgres(self.directory / "postgres") if private_postgres else Postgres()
         self.redis = Redis(self.directory / "redis")
         self.env = self._sluice_env(processes, settings or {})
         self.processes = [SluiceProcess(index, self.directory, self.env) for index in range(processes)]

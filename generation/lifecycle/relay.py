@@ -5,12 +5,18 @@ process that holds the run attaches a forwarder, and the events come back sealed
 
 Messages (all sealed; text only inside `events`):
   to the group:   attach {request_id, identity, after, reply}, detach {reply}
-  to `reply`:     attached, refused {status, code, message}, events [[seq, name, data], ...], alive
+  to `reply`:     attached {holder}, refused {status, code, message}, events [[seq, name, data], ...], alive
+  to `holder`:    reading {reply}, every READING_SECONDS while the reader's process lives
+
+Either side notices the other's process dying without a word: the reader ends its stream
+with `relay_lost` after SILENT_SECONDS without a message; the holder detaches a reader it
+has not heard from in READER_SILENT_SECONDS, so the run's grace period starts.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from datetime import timedelta
@@ -35,9 +41,12 @@ GROUP = "sluice.resume"
 ANSWER_SECONDS = 3.0  # how long a resume waits for the process holding the run to answer
 ALIVE_SECONDS = 5.0  # a forwarder with nothing to send says it is still there this often
 SILENT_SECONDS = 20.0  # a relayed stream whose owner said nothing this long has lost it
+READING_SECONDS = 5.0  # a relayed reader's process says it is still there this often
+READER_SILENT_SECONDS = 20.0  # a reader not heard from this long is gone: detach it
 _REJOIN_SECONDS = 3600  # group membership expires on some layers: rejoin now and then
 _listener: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None
 _forwarders: dict[str, asyncio.Task] = {}  # by reply channel
+_heard: dict[str, float] = {}  # by reply channel: when its reader's process last said it reads
 
 RELAY_LOST = Error("relay_lost", "The server running this generation stopped answering. Resume again shortly.")
 
@@ -93,16 +102,41 @@ class _Inbox:
         self.layer, self.channel = layer, channel
         self.queue: asyncio.Queue = asyncio.Queue()
         self._task = asyncio.ensure_future(self._receive())
+        self._reading: asyncio.Task | None = None
 
     async def _receive(self) -> None:
         while True:
             await self.queue.put(await self.layer.receive(self.channel))
 
     async def get(self, timeout: float) -> dict:
-        return await asyncio.wait_for(self.queue.get(), timeout)
+        """The next message; TimeoutError after `timeout`. Not wait_for: on Python 3.11 it
+        swallows a cancellation that arrives as the message does, and a listener cancelled at
+        shutdown would then wait another hour."""
+        getter = asyncio.ensure_future(self.queue.get())
+        try:
+            done, _ = await asyncio.wait((getter,), timeout=timeout)
+        finally:
+            getter.cancel()
+        if not done:
+            raise TimeoutError
+        return getter.result()
+
+    def tell_holder(self, holder: str) -> None:
+        """Tell the holding process, until closed, that this reader's process still reads."""
+        self._reading = asyncio.ensure_future(self._keep_reading(holder))
+
+    async def _keep_reading(self, holder: str) -> None:
+        while True:
+            try:
+                await self.layer.send(holder, {"type": "resume.reading", "sealed": seal({"reply": self.channel})})
+            except Exception:  # noqa: BLE001 - a broken layer: the holder detaches this reader in time
+                logger.warning("resume relay: could not tell the holder this reader still reads")
+            await asyncio.sleep(READING_SECONDS)
 
     def close(self) -> None:
         self._task.cancel()
+        if self._reading is not None:
+            self._reading.cancel()
 
 
 async def _remote_events(request_id: str, identity: str, after: int) -> AsyncIterator[Logged]:
@@ -114,7 +148,8 @@ async def _remote_events(request_id: str, identity: str, after: int) -> AsyncIte
         await layer.group_send(GROUP, {"type": "resume.attach", "sealed": seal(request)})
         while True:  # answers from processes that do not hold the run are refusals only
             message = await inbox.get(ANSWER_SECONDS)
-            if message.get("type") == "resume.attached":
+            if message.get("type") == "resume.attached" and (attached := _opened(message)) is not None:
+                inbox.tell_holder(attached["holder"])
                 break
             if message.get("type") == "resume.refused":
                 answer = _opened(message)
@@ -205,13 +240,16 @@ async def _listen() -> None:
         body = _opened(message)
         if body is None:
             continue
-        if message.get("type") == "resume.attach":
-            await _attach(layer, body)
-        elif message.get("type") == "resume.detach" and (task := _forwarders.pop(body.get("reply", ""), None)):
+        kind = message.get("type")
+        if kind == "resume.attach":
+            await _attach(layer, body, holder=channel)
+        elif kind == "resume.reading" and body.get("reply") in _heard:
+            _heard[body["reply"]] = time.monotonic()
+        elif kind == "resume.detach" and (task := _forwarders.pop(body.get("reply", ""), None)):
             task.cancel()
 
 
-async def _attach(layer, body: dict) -> None:
+async def _attach(layer, body: dict, *, holder: str) -> None:
     request_id, reply, after = str(body.get("request_id")), body.get("reply", ""), body.get("after", 0)
     held = resumable_runs.get(request_id)
     run = held.run if held is not None else active_runs.get(request_id)
@@ -227,10 +265,18 @@ async def _attach(layer, body: dict) -> None:
         answer = {"status": refused.status, "code": refused.code, "message": refused.message}
         await layer.send(reply, {"type": "resume.refused", "sealed": seal(answer)})
         return
-    await layer.send(reply, {"type": "resume.attached"})
+    await layer.send(reply, {"type": "resume.attached", "sealed": seal({"holder": holder})})
+    _heard[reply] = time.monotonic()
     task = asyncio.ensure_future(_forward(layer, held, after, reply))
     _forwarders[reply] = task
-    task.add_done_callback(lambda _: _forwarders.pop(reply, None) if _forwarders.get(reply) is task else None)
+    task.add_done_callback(lambda _: _forgotten(reply, task))
+
+
+def _forgotten(reply: str, task: asyncio.Task) -> None:
+    if _forwarders.get(reply) is task:
+        del _forwarders[reply]
+    if reply not in _forwarders:
+        _heard.pop(reply, None)
 
 
 async def _forward(layer, held: ResumableRun, after: int, reply: str) -> None:
@@ -240,7 +286,10 @@ async def _forward(layer, held: ResumableRun, after: int, reply: str) -> None:
             while True:
                 if pending is None:
                     pending = asyncio.ensure_future(anext(batches))
-                done, _ = await asyncio.wait((pending,), timeout=ALIVE_SECONDS)
+                done, _ = await asyncio.wait((pending,), timeout=min(ALIVE_SECONDS, READER_SILENT_SECONDS))
+                if time.monotonic() - _heard.get(reply, 0.0) > READER_SILENT_SECONDS:
+                    logger.warning("resume relay: the reader's process stopped answering; it is detached")
+                    return
                 if not done:
                     await layer.send(reply, {"type": "resume.alive"})
                     continue

@@ -115,7 +115,9 @@ class ResumableRun:
         self._cancel_grace()
         if resume:
             self.run.resumes += 1
-            self._counts_changed()
+            if (written := self._counts_changed()) is not None:
+                # The run had already ended: its record counts this resume before the reader sees the end.
+                await asyncio.wait((written,))
         cursor = after
         try:
             while not reader.superseded:
@@ -170,19 +172,25 @@ class ResumableRun:
 
     # Counters --------------------------------------------------------------------------
 
-    def _counts_changed(self) -> None:
-        """Counts that change after the row was finished are written on their own."""
+    def _counts_changed(self) -> asyncio.Future | None:
+        """Counts that change after the row was finished are written on their own (the
+        returned write); before that, the finish writes them."""
         if self.run.close_started:
-            asyncio.ensure_future(self._write_counts())
+            return asyncio.ensure_future(self._write_counts())
+        return None
 
     async def _write_counts(self) -> None:
         async with self._counts_lock:
             await self.run.close()
             counts = (self.run.disconnects, self.run.resumes)
             if counts != self.run.counts_recorded and self.run.record is not None:
-                await generations.generation_connection_counts(
-                    generation=self.run.record, disconnects=counts[0], resumes=counts[1]
-                )
+                try:
+                    await generations.generation_connection_counts(
+                        generation=self.run.record, disconnects=counts[0], resumes=counts[1]
+                    )
+                except Exception:  # noqa: BLE001 - the counts are operational detail; the stream goes on
+                    logger.warning("resume: could not record the connection counts", exc_info=True)
+                    return
                 self.run.counts_recorded = counts
 
 

@@ -108,3 +108,35 @@ async def test_a_relayed_reader_that_leaves_detaches_and_the_grace_period_runs(r
     row = await finished_row(row.request_id, timeout=3)
     assert (row.status, row.cancel_reason, row.disconnects, row.resumes) == ("cancelled", "client_disconnect", 2, 1)
     await asyncio.sleep(0)
+
+
+async def test_a_relayed_reader_whose_process_goes_silent_is_detached(resumable, auth_headers, settings, monkeypatch):
+    """The serving process dies without a word (kill -9): no detach message comes, and no
+    sign of life either. The holder detaches it, so the grace period cancels the run."""
+    settings.SLUICE_RESUME_GRACE_SECONDS = 0.3
+    monkeypatch.setattr(relay, "READING_SECONDS", 3600)  # it said it reads once, at the start
+    monkeypatch.setattr(relay, "READER_SILENT_SECONDS", 0.5)
+    resumable.script = ["cedar "] * 400
+    resumable.context_length = 2048
+    resumable.token_delay = 0.02  # a run of 8 s: far longer than the silence it is detached after
+    seen, row = await started_elsewhere(auth_headers, hang_up_after("delta", 2))
+    events = await relay._remote_events(str(row.request_id), identity_of(row), seen[-1][0])
+    first = await anext(events)
+    assert first.seq == seen[-1][0] + 1
+    row = await finished_row(row.request_id, timeout=5)  # the reader is never closed meanwhile
+    assert (row.status, row.cancel_reason, row.resumes) == ("cancelled", "client_disconnect", 1)
+    assert row.output_tokens < 200
+    await events.aclose()
+
+
+async def test_a_relayed_reader_that_keeps_reading_is_not_detached(resumable, auth_headers, settings, monkeypatch):
+    settings.SLUICE_RESUME_GRACE_SECONDS = 0.3
+    monkeypatch.setattr(relay, "READING_SECONDS", 0.1)
+    monkeypatch.setattr(relay, "READER_SILENT_SECONDS", 0.5)
+    resumable.token_delay = 0.05  # the run outlasts the silence limit several times over
+    seen, row = await started_elsewhere(auth_headers, hang_up_after("delta", 2))
+    events = await relay._remote_events(str(row.request_id), identity_of(row), seen[-1][0])
+    rest = [item async for item in events]
+    assert text_of(seen) + "".join(item.event.data()["text"] for item in rest if item.event.name == "delta") == TEXT
+    row = await finished_row(row.request_id)
+    assert (row.status, row.resumes) == ("completed", 1)

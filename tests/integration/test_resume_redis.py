@@ -124,9 +124,9 @@ def test_nobody_resumes_cancels_after_the_grace_period_and_the_process_idles(ser
 
 def test_another_caller_gets_404_on_any_process(servers):
     owner, other = servers
+    stranger = manage(server_env(owner.data_dir), "create_api_key", "--name", "stranger").strip()  # before: it takes seconds
     seen = start_and_cut(owner, "mid-stream")
     request_id = seen[0][2]["request_id"]
-    stranger = manage(server_env(owner.data_dir), "create_api_key", "--name", "stranger").strip()
     for server in servers:
         status, answer = resume(server, request_id, 1, headers={"Authorization": f"Bearer {stranger}"})
         assert status == 404 and answer["error"]["code"] == "not_found"

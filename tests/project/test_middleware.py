@@ -26,3 +26,33 @@ async def test_login_saves_the_session_and_sets_security_headers():
 async def test_append_slash_redirect_still_works():
     response = await AsyncClient().get("/admin")
     assert response.status_code == 301 and response["Location"] == "/admin/"
+
+
+
+async def test_a_database_found_down_refuses_at_once_then_lets_one_probe_through(monkeypatch, settings):
+    """One request learns the database is down; the next are refused without trying it;
+    after OPEN_SECONDS one probe goes through (the others still refused), and a probe that
+    gets through closes the breaker."""
+    import time
+
+    from project import middleware
+    from tests.support import outage_urls
+
+    settings.ROOT_URLCONF = "tests.support.outage_urls"
+    monkeypatch.setattr(middleware, "outage", middleware.DatabaseOutage())
+    monkeypatch.setattr(middleware.DatabaseOutage, "OPEN_SECONDS", 0.3)
+    monkeypatch.setitem(outage_urls.state, "down", True)
+    monkeypatch.setitem(outage_urls.state, "calls", 0)
+    client = AsyncClient()
+    first, second = [await client.get("/api/v1/outage-probe") for _ in range(2)]
+    assert (first.status_code, second.status_code) == (503, 503)
+    assert first.json()["error"]["code"] == second.json()["error"]["code"] == "database_unavailable"
+    assert second["Retry-After"] and outage_urls.state["calls"] == 1  # the second never tried the database
+    time.sleep(0.35)
+    probe = await client.get("/api/v1/outage-probe")
+    assert probe.status_code == 503 and outage_urls.state["calls"] == 2  # one probe, still down: open again
+    assert (await client.get("/api/v1/outage-probe")).status_code == 503 and outage_urls.state["calls"] == 2
+    outage_urls.state["down"] = False
+    time.sleep(0.35)
+    assert (await client.get("/api/v1/outage-probe")).status_code == 200  # the probe got through
+    assert (await client.get("/api/v1/outage-probe")).status_code == 200 and outage_urls.state["calls"] == 4

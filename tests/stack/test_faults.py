@@ -1,4 +1,4 @@
-"""Faults on the stack: a process killed mid-stream, a rolling restart, Redis down."""
+"""Faults on the stack: a process killed mid-stream, a rolling restart, Redis down, PostgreSQL restarted."""
 from __future__ import annotations
 
 import threading
@@ -126,7 +126,40 @@ def test_redis_outage_degrades_cross_process_cancel_and_recovers(full_stack):
         time.sleep(1)
 
 
-def test_postgresql_restart():
-    pytest.skip("the stack uses the machine's shared PostgreSQL on 127.0.0.1:5432 (with a fresh database); "
-                "restarting that server would break other users' tests, so the database-down path is "
-                "tested without the stack")
+def test_postgresql_restart(tmp_path):
+    """PostgreSQL restarted under a stack of its own (a private cluster: the machine's shared
+    server is never touched): while it is down requests fail fast with a JSON 503 and
+    Retry-After, never a 500; when it is back, no row stays non-terminal and requests succeed."""
+    from deploy.localstack import Stack
+
+    from tests.stack.conftest import SETTINGS
+
+    with Stack(processes=1, settings=SETTINGS, private_postgres=True) as stack:
+        running = Background(stack.url + API, body(200, temperature=0), stack.headers())
+        request_id = running.wait_delta()
+        stack.postgres.stop()
+        try:
+            native, openai = (API, {**SHORT, "stream": False}), ("/v1/completions", {"prompt": "Cedar", "max_tokens": 2})
+            with httpx.Client(timeout=30) as client:
+                # The first learns it within the pool's timeout (SLUICE_DB_POOL_TIMEOUT_SECONDS, 5 s);
+                # the ones after it are refused without waiting.
+                for (route, payload), limit in zip((native, openai, native), (8.0, 1.0, 1.0)):
+                    asked = time.monotonic()
+                    answer = client.post(stack.url + route, json=payload, headers=stack.headers())
+                    took = time.monotonic() - asked
+                    assert answer.status_code == 503, (route, answer.status_code, answer.text[:200])
+                    assert answer.headers.get("Retry-After") and answer.headers["content-type"].startswith("application/json")
+                    assert took < limit, f"{route} took {took:.1f}s to refuse"
+        finally:
+            stack.postgres.start()
+        stream = running.result()
+        assert len(stream.terminals) == 1, stream.terminals  # the stream it was serving ended as usual
+        record = row(stack, request_id, timeout=30)  # its finish write was retried once the database was back
+        assert record["status"] in ("completed", "cancelled", "failed"), record["status"]
+        with httpx.Client(timeout=60) as client:
+            answer = client.post(stack.url + API, json={**SHORT, "stream": False}, headers=stack.headers())
+        assert answer.status_code == 200, answer.text
+        deadline = time.monotonic() + 30
+        while stack.sql("SELECT count(*) AS n FROM generation_generation WHERE finished_at IS NULL")[0]["n"]:
+            assert time.monotonic() < deadline, "rows left non-terminal after PostgreSQL came back"
+            time.sleep(0.2)

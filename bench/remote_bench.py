@@ -1,8 +1,10 @@
 """Remote engines benchmark: Sluice over llama_cpp.server upstreams against the same upstream
-called directly, in one run. First-token overhead (p50), tokens/s ratio, and aggregate
-tokens/s through Sluice with 2 upstreams vs 1 at 4 and 8 concurrent streams.
+called directly, in one run. First-token overhead (p50), tokens/s ratio, tokens the engine
+sampled after Sluice cancelled (counted in the engine process, exact), and aggregate tokens/s
+through Sluice with 2 upstreams vs 1 at 4 and 8 concurrent streams. Sluice's own request
+path is measured first against an engine that answers at once (no model time).
 
-    .venv/bin/python bench/remote_bench.py [--runs 10] [--max-tokens 32]
+    .venv/bin/python bench/remote_bench.py [--runs 10] [--max-tokens 32] [--cancel-runs 5] [--path-runs 40]
 
 Each engine runs with --n_threads 1 (one request at a time: one slot each). Every figure is
 printed with the CPU model; results also go to bench/results/remote_bench.json."""
@@ -26,10 +28,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import _free_port, iter_events, start_server  # noqa: E402
+from bench.harness import _free_port, cpu_seconds, iter_events, start_server  # noqa: E402
 
 PROMPT = "Write a short product description for a cedar cutting board:"
 _prompts = itertools.count(1)
+SAMPLE_COUNTER = "BENCH_ENGINE_SAMPLE_COUNTER"
 
 
 def fresh_prompt() -> str:
@@ -59,16 +62,41 @@ def serve_engine() -> None:
         return model_params
 
     bindings.llama_model_default_params = params
+    if os.environ.get(SAMPLE_COUNTER):
+        count_samples(os.environ[SAMPLE_COUNTER])
     sys.argv = ["llama_cpp.server", *sys.argv[2:]]
     main()
 
 
-def start_engine(model: str, log_dir: Path) -> tuple[str, subprocess.Popen]:
+def count_samples(path: str) -> None:
+    """Write the number of tokens this engine has sampled to `path` after each one: what it
+    generated after Sluice closed the request is then exact, not estimated from its CPU."""
+    from llama_cpp import Llama
+
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    counter = itertools.count(1)
+    sample = Llama.sample
+
+    def counted(self, *args, **kwargs):
+        token = sample(self, *args, **kwargs)
+        os.pwrite(descriptor, f"{next(counter):>16}".encode(), 0)
+        return token
+
+    Llama.sample = counted
+
+
+def samples(path: Path) -> int:
+    text = path.read_text().strip() if path.exists() else ""
+    return int(text) if text else 0
+
+
+def start_engine(model: str, log_dir: Path, *, counter: Path | None = None) -> tuple[str, subprocess.Popen]:
     port = _free_port()
+    env = {**os.environ, SAMPLE_COUNTER: str(counter)} if counter else None
     process = subprocess.Popen(
         [sys.executable, __file__, "--engine", "--model", model, "--host", "127.0.0.1", "--port", str(port),
          "--n_threads", "1", "--n_threads_batch", "1", "--verbose", "false", "--interrupt_requests", "false"],
-        stdout=(log_dir / f"engine-{port}.log").open("wb"), stderr=subprocess.STDOUT,
+        stdout=(log_dir / f"engine-{port}.log").open("wb"), stderr=subprocess.STDOUT, env=env,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -92,6 +120,7 @@ class InstantEngine:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # the body would otherwise wait for the ACK of the headers
 
             def log_message(self, *args) -> None:
                 pass
@@ -175,6 +204,34 @@ def through_sluice(client: httpx.Client, server, max_tokens: int) -> tuple[float
     return first - started, tokens, last - first
 
 
+def after_cancel(server, engine: subprocess.Popen, counter: Path, runs: int) -> dict:
+    """Streams cut after 8 deltas: tokens the engine sampled after Sluice had all it sent
+    (engine count - tokens Sluice received) and the engine's CPU seconds in the 2 s after."""
+    tokens_after, cpu_after = [], []
+    with httpx.Client(timeout=120) as client:
+        for _ in range(runs):
+            time.sleep(1.0)
+            before = samples(counter)
+            body = {"prompt": fresh_prompt(), "max_tokens": 400, "temperature": 0}
+            request_id, deltas = "", 0
+            with client.stream("POST", f"{server.url}/api/v1/generations", json=body, headers=server.headers()) as response:
+                for name, data in iter_events(response):
+                    request_id = request_id or data.get("request_id", "")
+                    deltas += name == "delta"
+                    if deltas >= 8:
+                        break
+            cpu = cpu_seconds(engine.pid)
+            time.sleep(2.0)
+            cpu_after.append(cpu_seconds(engine.pid) - cpu)
+            row = server.row(request_id)
+            tokens_after.append(samples(counter) - before - row["output_tokens"])
+    return {
+        "runs": runs, "engine_tokens_after_cancel": tokens_after, "engine_tokens_after_cancel_max": max(tokens_after),
+        "engine_cpu_seconds_next_2s": [round(value, 3) for value in cpu_after],
+        "engine_cpu_seconds_next_2s_max": round(max(cpu_after), 3),
+    }
+
+
 def aggregate(server, streams: int, max_tokens: int) -> float:
     """Tokens per second over `streams` concurrent Sluice streams (all start together)."""
     totals = []
@@ -196,6 +253,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--cancel-runs", type=int, default=5)
     parser.add_argument("--path-runs", type=int, default=40, help="runs against an instant engine (Sluice's own path)")
     args = parser.parse_args()
     cpu = cpu_model()
@@ -203,7 +261,8 @@ def main() -> None:
 
     model = str(ROOT / "var" / "models" / MODEL_NAME)
     work = Path(tempfile.mkdtemp(prefix="remote-bench-"))
-    engines = [start_engine(model, work) for _ in range(2)]
+    counter = work / "engine-a.samples"
+    engines = [start_engine(model, work, counter=counter), start_engine(model, work)]
     common = {"SLUICE_BACKEND": "generation.backends.remote.RemoteBackend", "SLUICE_UPSTREAM_SLOTS": "1",
               "SLUICE_MAX_QUEUE": "32", "SLUICE_PRELOAD_MODEL": "true"}
     one = start_server(work / "one", SLUICE_UPSTREAMS=engines[0][0], **common)
@@ -230,6 +289,7 @@ def main() -> None:
             "tokens_per_s_direct": round(rate_direct, 1), "tokens_per_s_sluice": round(rate_sluice, 1),
             "tokens_per_s_ratio": round(rate_sluice / rate_direct, 3),
         }
+        results["after_cancel"] = after_cancel(one, engines[0][1], counter, args.cancel_runs)
         results["aggregate"] = {}
         for streams in (4, 8):
             single, double = aggregate(one, streams, args.max_tokens), aggregate(two, streams, args.max_tokens)

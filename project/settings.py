@@ -80,6 +80,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 20,
         }
     )
+    # Kept open between requests: a new SQLite connection costs milliseconds of Django's own
+    # set-up (its SQL functions, the pragmas above) on every request. Django advises against
+    # persistent connections under ASGI for database servers, whose connections are scarce;
+    # a SQLite connection is a file handle, and PostgreSQL uses the pool below instead.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("SLUICE_SQLITE_CONN_MAX_AGE", default=600)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A bounded pool per process: N processes hold at most N x SLUICE_DB_POOL_MAX connections

@@ -17,6 +17,8 @@ from prometheus_client import Counter
 
 from generation.models import CallerLimit, Generation
 
+from .db import off_request
+
 logger = logging.getLogger(__name__)
 REFUSED = Counter("sluice_rate_limited_total", "Requests refused by a per-caller limit.", ["limit"])
 
@@ -72,13 +74,20 @@ class Who:
 
 
 async def limits_for(who: Who) -> Limits:
-    """The caller's limits: its CallerLimit row where it sets one, else the defaults."""
-    row = None
-    if who.api_key_id is not None:
-        row = await CallerLimit.objects.filter(api_key_id=who.api_key_id).afirst()
-    elif who.user_id is not None:
-        row = await CallerLimit.objects.filter(user_id=who.user_id).afirst()
+    """The caller's limits: its CallerLimit row where it sets one, else the defaults. On the
+    request path only (see usage_record_tokens)."""
+    return _limits(await _limit_row(who).afirst())
 
+
+def _limit_row(who: Who):
+    if who.api_key_id is not None:
+        return CallerLimit.objects.filter(api_key_id=who.api_key_id)
+    if who.user_id is not None:
+        return CallerLimit.objects.filter(user_id=who.user_id)
+    return CallerLimit.objects.none()
+
+
+def _limits(row: CallerLimit | None) -> Limits:
     def pick(name: str, default: int) -> int:
         value = getattr(row, name, None) if row is not None else None
         return default if value is None else value
@@ -130,12 +139,14 @@ async def _admit(who: Who, limits: Limits) -> None:
 
 async def usage_record_tokens(*, generation: Generation) -> None:
     """Count a finished run's completion tokens against its caller's day. Never raises:
-    accounting must not break the lifecycle."""
+    accounting must not break the lifecycle. The limits are read off the request
+    (off_request): a resumable run finishes after its request has ended, where the async
+    ORM would open a thread and a pooled connection of its own for every run and keep both."""
     who = Who(generation.api_key_id, generation.user_id)
     if who.key is None or not generation.output_tokens:
         return
     try:
-        limits = await limits_for(who)
+        limits = _limits(await off_request(_limit_row(who).first))
         if limits.tokens_per_day:
             _, fixed = _limiters()
             day = RateLimitItemPerDay(limits.tokens_per_day)

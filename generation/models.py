@@ -161,6 +161,22 @@ class Tally(models.Model):
         return f"{self.start:%Y-%m-%d %H:00} +{self.hours}h {self.name}[{self.label}] = {self.value}"
 
 
+class RefusalTally(models.Model):
+    """Requests refused by a per-caller limit (records/usage.py) in one clock hour, by the
+    limit's name. Every process adds to the same row as it refuses, so the count is shared;
+    a refused request has no Generation row, so the Tally of rows cannot hold it."""
+
+    hour = models.DateTimeField(help_text="Start of the clock hour.")
+    limit_name = models.CharField(max_length=32, help_text="requests_per_minute, concurrent_streams or tokens_per_day.")
+    refused = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["hour", "limit_name"], name="refusal_tally_hour_limit_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.limit_name} = {self.refused}"
+
+
 class ServerProcess(models.Model):
     """A live process that can own running generations; it heartbeats while it lives, so
     reconciliation never touches rows that a live process still owns."""

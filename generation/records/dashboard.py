@@ -1,18 +1,21 @@
 """Selectors for the operational dashboard: every figure is computed by the database over a
 time window, from sealed hourly tallies and the rows of the hours not sealed yet
-(generation/rollups.py). There is no text to read: rows hold operational shape only."""
+(generation/rollups.py), and rate-limit refusals from their hourly RefusalTally rows. There
+is no text to read: rows hold operational shape only."""
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from generation.models import Generation
+from generation.models import Generation, RefusalTally
 
 from . import rollups
+from .usage import LIMIT_NAMES
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 DEFAULT_WINDOW = "24h"
@@ -34,6 +37,16 @@ def hourly(tally: rollups.Summary) -> list[Bar]:
         if status == Status.CANCELLED:
             cancellations[hour] += count
     return [Bar(hour, requests[hour], cancellations[hour]) for hour in sorted(requests)]
+
+
+def refusals(since: datetime, now: datetime) -> dict:
+    """Rate-limit refusals (429) by limit in the clock hours from the one `since` falls in
+    to now: counted per hour, so a window takes in the whole hour it starts in."""
+    first = rollups.floor_hour(since)
+    rows = RefusalTally.objects.filter(hour__gte=first, hour__lte=now).order_by()
+    summed = dict(rows.values_list("limit_name").annotate(Sum("refused")))
+    by_limit = {name: summed.pop(name, 0) for name in LIMIT_NAMES} | summed
+    return {"since": first, "total": sum(by_limit.values()), "by_limit": by_limit}
 
 
 def dashboard_stats(window: str) -> dict:
@@ -66,6 +79,7 @@ def dashboard_stats(window: str) -> dict:
         "tokens_after_cancel": rollups.totals(tally, "tokens_after_cancel").get("", 0),
         "redactions": dict(sorted(rollups.totals(tally, "redaction").items())),
         "hourly": hourly(tally),
+        "refusals": refusals(since, now),
     }
 
 

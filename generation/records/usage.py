@@ -1,23 +1,29 @@
 """Per-caller limits (an API key, or a signed-in user): requests per minute, concurrent
 streams and completion tokens per day. Counters live in SLUICE_LIMITS_URL (Redis shared by
 every process; in-process memory for the embedded single process); concurrent streams are
-counted from the Generation rows themselves, which every process shares."""
+counted from the Generation rows themselves, which every process shares. A refusal is
+counted in metrics and in the hour's RefusalTally row (the admin dashboard's figure)."""
 from __future__ import annotations
 
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 from limits import RateLimitItemPerDay, RateLimitItemPerMinute
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from prometheus_client import Counter
 
-from generation.models import CallerLimit, Generation
+from generation.models import CallerLimit, Generation, RefusalTally
 
 from .db import off_request
+from .rollups import floor_hour
 
 logger = logging.getLogger(__name__)
 REFUSED = Counter("sluice_rate_limited_total", "Requests refused by a per-caller limit.", ["limit"])
@@ -38,6 +44,7 @@ class Limits:
     tokens_per_day: int
 
 
+LIMIT_NAMES = tuple(limit.name for limit in fields(Limits))
 _storage = None
 
 
@@ -111,7 +118,29 @@ async def usage_admit(*, api_key_id: int | None, user_id: int | None) -> None:
         await _admit(who, limits)
     except RateLimited as refused:
         REFUSED.labels(refused.limit).inc()
+        await _tally_refusal(refused.limit)
         raise
+
+
+async def _tally_refusal(limit: str) -> None:
+    """Count one refusal in this hour's RefusalTally row. Never raises: a database that fails
+    here must not turn the 429 into anything else (the metric has counted it already)."""
+    try:
+        await off_request(refusal_tally_add, limit=limit, hour=floor_hour(timezone.now()))
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("rate-limit refusal not tallied (%s)", type(exc).__name__)
+
+
+def refusal_tally_add(*, limit: str, hour: datetime) -> None:
+    """Add one to the (hour, limit) row, atomically whichever process refuses at once."""
+    counted = RefusalTally.objects.filter(hour=hour, limit_name=limit)
+    if counted.update(refused=F("refused") + 1):
+        return
+    try:
+        with transaction.atomic():
+            RefusalTally.objects.create(hour=hour, limit_name=limit, refused=1)
+    except IntegrityError:  # another process created the hour's row first
+        counted.update(refused=F("refused") + 1)
 
 
 async def _admit(who: Who, limits: Limits) -> None:

@@ -8,7 +8,9 @@ slots are not run: the slots are full and the rest wait in the queue, so such a 
 the figures of `slots` streams (marked as such). A lone stream that misses the 5% rule is
 run twice more first. A thread count whose best lone stream is more than 10% slower than the
 best lone stream so far cannot meet the 5% rule: its other configurations are skipped. The
-run stops before a step that would overrun the budget.
+run stops before a step that would overrun the budget. Then `confirm` measures the
+finalists again, interleaved, so that a change in the machine's load while the grid ran
+does not decide alone.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from generation.backends.base import Backend, CancelFlag, SamplingParams
@@ -193,9 +195,9 @@ class Tuner:
         self.prompt_tokens, self.prune = prompt_tokens, prune  # prompt_tokens 0: short prompts
         self.progress, self.clock = progress, clock
         self.prompt_index = prompt_offset  # a second pass continues where the first left off
-        self._per_token: dict[int, float] = {}  # level -> slowest seconds per generated token seen
+        self._per_token: dict[int, list[float]] = {}  # level -> seconds per generated token, each time
         self._load_s = 0.0  # the slowest load and warm-up seen
-        self._started = 0.0
+        self._started = clock()  # the budget counts from here, or from run()
 
     def prompts(self, backend: Backend, count: int) -> list[list[int]]:
         """`count` prompts unlike any before them in this run (different from their first word)."""
@@ -243,10 +245,14 @@ class Tuner:
         return Outcome(rows=rows, chosen=choose(rows, concurrency=self.concurrency),
                        elapsed_s=self.clock() - self._started, steps=total, stopped=stopped, skipped=skipped)
 
-    def _over_budget(self, *, level: int, streams: int, load: bool = False) -> bool:
-        """Whether `streams` streams at `level` (plus a load) would run past the budget."""
-        known = [seconds for measured, seconds in self._per_token.items() if measured <= level]
-        estimate = streams * self.tokens * (known[-1] if known else 0.0) + (self._load_s if load else 0.0)
+    def _estimate(self, *, level: int, streams: int, load: bool = False) -> float:
+        """Seconds for `streams` streams at `level` (plus a load), from the runs so far."""
+        known = [seconds for measured, seconds in sorted(self._per_token.items()) if measured <= level]
+        per_token = sum(known[-1]) / len(known[-1]) if known else 0.0  # the nearest level measured, on average
+        return streams * self.tokens * per_token + (self._load_s if load else 0.0)
+
+    def _over_budget(self, *, level: int, streams: int, load: bool = False, more: float = 0.0) -> bool:
+        estimate = self._estimate(level=level, streams=streams, load=load) + more
         return self.clock() - self._started + estimate > self.budget_s
 
     def _measure(self, row: Row, before: Sequence[Row], say: Callable[[str], None]) -> str:
@@ -266,18 +272,11 @@ class Tuner:
                 say(f"{config.label}: {level} stream(s)")
                 t0 = self.clock()
                 results = [run_streams(backend, self.prompts(backend, level), self.tokens) for _ in range(runs)]
-                if level == 1 and best_lone and max(map(_decode_rate, results)) < (1 - LONE_TOLERANCE) * best_lone:
+                missed = best_lone and max(map(_decode_rate, results)) < (1 - LONE_TOLERANCE) * best_lone
+                if level == 1 and missed and not self._over_budget(level=1, streams=runs):
                     # Missing the rule may be other work on the machine, which only slows a run: once more.
                     results += [run_streams(backend, self.prompts(backend, 1), self.tokens) for _ in range(runs)]
-                per_token = (self.clock() - t0) / max(sum(result.tokens for result in results), 1)
-                self._per_token[level] = max(per_token, self._per_token.get(level, 0.0))
-                self._per_token = dict(sorted(self._per_token.items()))
-                best = max(results, key=lambda result: result.tokens_per_second)
-                if level == 1:
-                    row.first_token_ms = round(min(result.first_token_ms[0] for result in results), 1)
-                    row.lone = round(max(_decode_rate(result) for result in results), 2)
-                row.aggregate[level] = round(best.tokens_per_second, 2)
-                row.p95_itl_ms[level] = round(percentile(best.gaps_ms, 0.95), 1)
+                self._record(row, level, results, started=t0)
                 slow = best_lone and max(row.lone, own_best) < (1 - PRUNE_TOLERANCE) * best_lone
                 if level == 1 and self.prune and slow:
                     row.note = (f"pruned: a lone stream {(1 - row.lone / best_lone) * 100:.0f}% slower than the best, "
@@ -286,6 +285,62 @@ class Tuner:
         finally:
             backend.close()
         return ""
+
+    def _record(self, row: Row, level: int, results: Sequence[Streams], *, started: float) -> None:
+        """Add runs at `level` to `row`, keeping the best figures: other work on the machine
+        only ever slows a run down, so the best run is the closest to the machine's own speed."""
+        self._per_token.setdefault(level, []).append(
+            (self.clock() - started) / max(sum(result.tokens for result in results), 1))
+        if level == 1:
+            first = min(result.first_token_ms[0] for result in results)
+            row.first_token_ms = round(min(first, row.first_token_ms or first), 1)
+            row.lone = round(max([_decode_rate(result) for result in results] + [row.lone or 0.0]), 2)
+        best = max(results, key=lambda result: result.tokens_per_second)
+        if best.tokens_per_second > row.aggregate.get(level, 0.0):
+            row.aggregate[level] = round(best.tokens_per_second, 2)
+            row.p95_itl_ms[level] = round(percentile(best.gaps_ms, 0.95), 1)
+
+    def confirm(self, rows: Sequence[Row], *, finalists: int = 3, rounds: int = 2) -> Outcome:
+        """Measure the likeliest choices again, interleaved (A B C, then C B A), at one stream
+        and at the expected concurrency: one sample each, taken minutes apart, decides less
+        than the 5% rule needs on a machine whose load changes meanwhile. The finalists are
+        the best `finalists` at the expected concurrency, the best lone stream and the first
+        configuration of the plan (the default). Returns them with the figures of all runs."""
+        ranked = sorted((row for row in rows if row.at(self.concurrency) and row.lone),
+                        key=lambda row: row.at(self.concurrency)[0], reverse=True)
+        if not ranked:
+            return Outcome(rows=[], chosen=None, elapsed_s=0.0)
+        picked = ranked[:finalists] + [max(ranked, key=lambda row: row.lone)]
+        picked += [row for row in ranked if self.configs and row.config == self.configs[0]]
+        copies = {row.config: replace(row, aggregate=dict(row.aggregate), p95_itl_ms=dict(row.p95_itl_ms), note="")
+                  for row in picked}
+        order, stopped, done, finished = list(copies.values()), "", 0, 0
+        total = rounds * len(order) * 2
+        for round_ in range(rounds):
+            levels = [min(self.concurrency, row.config.slots) for row in order]
+            if self._over_budget(level=1, streams=0, more=sum(
+                    self._estimate(level=level, streams=level + 1, load=True) for level in levels)):
+                stopped = f"the time budget would run out: {round_} of {rounds} confirming rounds done"
+                break
+            for row in order if round_ % 2 == 0 else order[::-1]:
+                level = min(self.concurrency, row.config.slots)
+                self.progress(done, total, f"{row.config.label}: confirming")
+                backend = self.load(row.config)
+                try:
+                    run_streams(backend, self.prompts(backend, min(row.config.slots, 4)), 2)
+                    for streams in dict.fromkeys((1, level)):
+                        t0 = self.clock()
+                        self._record(row, streams, [run_streams(backend, self.prompts(backend, streams), self.tokens)],
+                                     started=t0)
+                        done += 1
+                finally:
+                    backend.close()
+            finished += 1
+        for row in order:
+            row.note = f"best of the grid's runs and {finished} interleaved round(s)"
+        self.progress(total, total, "done")
+        return Outcome(rows=order, chosen=choose(order, concurrency=self.concurrency),
+                       elapsed_s=self.clock() - self._started, steps=total, stopped=stopped)
 
 
 def _decode_rate(result: Streams) -> float:

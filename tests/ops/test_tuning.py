@@ -224,6 +224,23 @@ def test_tuner_prunes_slow_thread_counts_and_stops_at_its_budget():
     assert short.stopped.startswith("the time budget would run out") and short.elapsed_s < 2.5
 
 
+def test_the_finalists_are_measured_again_interleaved_so_one_unlucky_sample_does_not_decide():
+    a, b = Config("batched", 2, 4, 256), Config("contexts", 2, 4, 256)
+    grid = [Row(a, first_token_ms=5.0, lone=100.0, aggregate={1: 100.0, 4: 1000.0}, p95_itl_ms={1: 3.0, 4: 3.0}),
+            Row(b, first_token_ms=5.0, lone=330.0, aggregate={1: 330.0, 4: 900.0}, p95_itl_ms={1: 3.0, 4: 3.0})]
+    assert choose(grid, concurrency=4).config == b  # a's lone sample was unlucky (other work on the machine)
+    loaded = []
+
+    def load(config):
+        loaded.append(config)
+        return FakeBackend(config, 0.002 if config == a else 0.003)
+
+    confirmed = Tuner(load=load, configs=[a, b], tokens=8, concurrency=4, budget_s=60).confirm(grid)
+    assert loaded == [a, b, b, a] and not confirmed.stopped
+    assert confirmed.chosen.config == a and confirmed.chosen.lone > 330.0
+    assert grid[0].lone == 100.0  # the grid's rows stay as measured
+
+
 def test_serve_prints_each_value_with_where_it_came_from(settings):
     from generation.management.commands.serve import configuration_in_effect
 
@@ -252,17 +269,17 @@ def test_tune_measures_the_real_model_and_a_new_process_takes_its_choice(tmp_pat
     out = manage(env, "tune", "--budget-seconds", "40", "--tokens", "8", "--threads", threads, "--slots", "2",
                  "--engines", "batched", "--expected-concurrency", "2", "--n-batch", "256", "128",
                  "--long-prompt-tokens", "160")
-    assert time.monotonic() - started < 60
-    assert "1 stream" in out and "p95 ms" in out and f"Wrote {tmp_path / 'tuning.json'}" in out
+    assert time.monotonic() - started < 40 + 30, out  # the budget, plus start-up and the step under way
+    assert "1 stream" in out and "p95 ms" in out and f"Wrote {tmp_path / 'tuning.json'}" in out, out
     written = json.loads((tmp_path / "tuning.json").read_text())
-    assert written["values"]["SLUICE_N_THREADS"] == int(threads) and written["values"]["SLUICE_SLOTS"] == 2
-    assert written["fingerprint"]["cpu"]["cores"] >= 1 and written["rows"]
+    assert written["values"]["SLUICE_N_THREADS"] == int(threads) and written["values"]["SLUICE_SLOTS"] == 2, out
+    assert written["fingerprint"]["cpu"]["cores"] >= 1 and written["rows"] and written["finalist_rows"], out
 
     seen = settings_of_a_new_process(env)
-    assert seen["status"].startswith("used:") and seen["values"] == written["values"]
-    assert set(seen["sources"].values()) == {"tuning file"}
+    assert seen["status"].startswith("used:") and seen["values"] == written["values"], seen
+    assert set(seen["sources"].values()) == {"tuning file"}, seen
     again = manage(env, "tune", "--if-needed")
-    assert again.startswith("Tuning: used:")
+    assert again.startswith("Tuning: used:"), again
 
     server = start_server(tmp_path)  # the same data directory: serve finds the file there
     try:

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from generation.backends.cpu import threads_per_process, usable_cores
 from generation.backends.llamacpp import ENGINES, LlamaCppBackend
 from generation.backends.model_files import configured_model_file
-from generation.ops.tuning import LEVELS, Config, Outcome, Tuner, physical_cores, plan, table
+from generation.ops.tuning import LEVELS, Config, Outcome, Row, Tuner, physical_cores, plan, table
 from project import tuning
 
 DEFAULT_N_BATCH = 256  # project/settings.py; the alternative measured is half of it
@@ -27,8 +27,10 @@ class Result:
     """Both passes: the grid with short prompts, then n_batch with long ones."""
 
     grid: Outcome
+    confirmed: Outcome | None = None
     n_batch: Outcome | None = None
     values: dict = field(default_factory=dict)  # what is written: the measured names only
+    chosen: Row | None = None  # engine, threads and slots (n_batch is in `values`)
     stopped: str = ""
 
 
@@ -133,37 +135,45 @@ class Command(BaseCommand):
             "pinned_by_environment": sorted(name for name in tuning.TUNED if name in os.environ),
             "llama_system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
             "rows": [row.as_dict() for row in result.grid.rows],
+            "finalist_rows": [row.as_dict() for row in result.confirmed.rows] if result.confirmed else [],
             "n_batch_rows": [row.as_dict() for row in result.n_batch.rows] if result.n_batch else [],
         })
         self.stdout.write(f"Wrote {path}: serve uses it for the values not set in the environment "
                           f"(SLUICE_TUNING=false ignores it).")
 
     def _measure(self, load, configs, n_batches, *, tokens, concurrency, budget_s, long_prompt_tokens) -> Result:
+        """The grid (up to 65% of the budget), the finalists again, interleaved (up to 85%),
+        then n_batch on the choice with long prompts (the rest)."""
         started = time.monotonic()
         progress = Progress(sys.stderr, budget_s)
-        first = Tuner(load=load, configs=configs, tokens=tokens, concurrency=concurrency, budget_s=budget_s,
+        tuner = Tuner(load=load, configs=configs, tokens=tokens, concurrency=concurrency, budget_s=0.65 * budget_s,
                       progress=progress)
-        result = Result(grid=first.run(), stopped="")
-        result.stopped = result.grid.stopped
-        chosen = result.grid.chosen
+        result = Result(grid=tuner.run())
+        progress.next_pass(result.grid.steps)
+        tuner.budget_s = 0.85 * budget_s
+        result.confirmed = tuner.confirm(result.grid.rows)
+        progress.next_pass(result.confirmed.steps)
+        chosen = result.confirmed.chosen or result.grid.chosen
+        result.stopped = "; ".join(filter(None, (result.grid.stopped, result.confirmed.stopped)))
         n_batch = configs[0].n_batch
-        if chosen is not None and len(n_batches) > 1 and not result.stopped:
+        if chosen is not None and len(n_batches) > 1:
             # n_batch only matters once a prompt is longer than a chunk: its own pass, with long prompts.
-            progress.next_pass(result.grid.steps)
             result.n_batch = Tuner(
                 load=load, tokens=tokens, concurrency=concurrency, levels=[concurrency], prune=False,
                 configs=[Config(chosen.config.engine, chosen.config.threads, chosen.config.slots, value)
                          for value in n_batches],
                 budget_s=budget_s - (time.monotonic() - started), prompt_tokens=long_prompt_tokens,
-                prompt_offset=first.prompt_index, progress=progress,
+                prompt_offset=tuner.prompt_index, progress=progress,
             ).run()
-            result.stopped = result.n_batch.stopped
-            if not result.stopped and result.n_batch.chosen is not None:  # all measured; else the first value
+            if result.n_batch.stopped:
+                result.stopped = "; ".join(filter(None, (result.stopped, f"n_batch: {result.n_batch.stopped}")))
+            elif result.n_batch.chosen is not None:  # every value measured; else the first one stays
                 n_batch = result.n_batch.chosen.config.n_batch
         progress.close()
         if chosen is not None:
             values = Config(chosen.config.engine, chosen.config.threads, chosen.config.slots, n_batch).values()
             result.values = {name: value for name, value in values.items() if name not in os.environ}
+        result.chosen = chosen
         return result
 
     def _grid(self, *, threads, slots, engines, n_batch) -> dict:
@@ -193,10 +203,15 @@ class Command(BaseCommand):
     def _report(self, result: Result, *, concurrency: int, elapsed: float, long_prompt_tokens: int) -> None:
         rows = result.grid.rows
         self.stdout.write("")
-        self.stdout.write(table(rows, concurrency=concurrency, chosen=result.grid.chosen, levels=LEVELS))
+        mark = next((row for row in rows if result.chosen and row.config == result.chosen.config), None)
+        self.stdout.write(table(rows, concurrency=concurrency, chosen=mark, levels=LEVELS))
         self.stdout.write("* more streams than slots: the rest wait in the queue; figures of `slots` streams at once.")
         for line in result.grid.skipped:
             self.stdout.write(f"  {line}")
+        if result.confirmed and result.confirmed.rows:
+            self.stdout.write("\nThe finalists again, interleaved (best of all their runs):")
+            self.stdout.write(table(result.confirmed.rows, concurrency=concurrency, chosen=result.chosen,
+                                    levels=[concurrency]))
         if result.n_batch and result.n_batch.rows:
             self.stdout.write(f"\nn_batch, with {long_prompt_tokens}-token prompts:")
             self.stdout.write(table(result.n_batch.rows, concurrency=concurrency, chosen=result.n_batch.chosen,
@@ -204,14 +219,14 @@ class Command(BaseCommand):
         if result.stopped:
             self.stdout.write(f"\nStopped early: {result.stopped}.")
         self.stdout.write(f"\nMeasured in {elapsed:.0f} s (load average now {os.getloadavg()[0]:.2f}).")
-        chosen = result.grid.chosen
+        chosen = result.chosen
         if chosen is not None:
-            best_lone = max(row.lone for row in rows if row.lone)
-            aggregate = chosen.at(concurrency)[0]
+            finalists = result.confirmed.rows if result.confirmed and result.confirmed.rows else rows
+            best_lone = max(row.lone for row in finalists if row.lone)
             values = ", ".join(f"{name}={value}" for name, value in result.values.items()) or "nothing (all set)"
             self.stdout.write(
-                f"Chosen for {concurrency} stream(s) at once: {values} ({aggregate:.1f} tok/s aggregate; "
-                f"a lone stream {chosen.lone:.1f} tok/s, the best lone {best_lone:.1f})."
+                f"Chosen for {concurrency} stream(s) at once: {values} ({chosen.at(concurrency)[0]:.1f} tok/s "
+                f"aggregate; a lone stream {chosen.lone:.1f} tok/s, the best lone {best_lone:.1f})."
             )
 
 

@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test stack nginx setup setup-dev prepare bench gpu-cuda clean
+.PHONY: run tune-once test stack nginx setup setup-dev prepare bench gpu-cuda clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,16 @@ prepare: setup
 	$(BIN)/python manage.py prepare_model
 	$(BIN)/python manage.py ensure_admin
 
-run: prepare
+# The first run on a machine measures it (manage.py tune, at most about 3 minutes) unless a
+# tuning file matches this model and CPU; SLUICE_TUNE=0 skips that, and so does CI.
+SLUICE_TUNE ?= 1
+
+run: prepare tune-once
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+
+tune-once: prepare
+	@if [ "$(SLUICE_TUNE)" = "0" ] || [ "$$CI" = "true" ]; then echo "Tuning skipped (SLUICE_TUNE=0 or CI)."; \
+	else $(BIN)/python manage.py tune --if-needed || echo "Tuning failed: serving with the defaults."; fi
 
 test: setup-dev nginx
 	command -v chromium || (apt-get update && apt-get install -y chromium chromium-driver)  # browser tests: Debian's Chromium

@@ -20,7 +20,6 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -28,7 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import _free_port, cpu_seconds, iter_events, start_server  # noqa: E402
+from bench.harness import InstantEngine, _free_port, cpu_seconds, iter_events, start_server  # noqa: E402
 
 PROMPT = "Write a short product description for a cedar cutting board:"
 _prompts = itertools.count(1)
@@ -107,47 +106,6 @@ def start_engine(model: str, log_dir: Path, *, counter: Path | None = None) -> t
         except httpx.TransportError:
             time.sleep(0.2)
     raise RuntimeError("engine did not start")
-
-
-class InstantEngine:
-    """An OpenAI-compatible engine that answers every completion at once with `pieces` chunks:
-    with no model time, direct vs through Sluice measures Sluice's own request path."""
-
-    def __init__(self, pieces: int = 32) -> None:
-        chunks = [{"choices": [{"text": f" w{index}", "finish_reason": None}]} for index in range(pieces - 1)]
-        chunks.append({"choices": [{"text": " end", "finish_reason": "length"}]})
-        stream = b"".join(f"data: {json.dumps(chunk)}\n\n".encode() for chunk in chunks) + b"data: [DONE]\n\n"
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # the body would otherwise wait for the ACK of the headers
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                body = json.dumps({"object": "list", "data": [{"id": "instant", "object": "model"}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Content-Length", str(len(stream)))
-                self.end_headers()
-                self.wfile.write(stream)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
 
 
 def path_overhead(work: Path, runs: int) -> dict:

@@ -3,7 +3,9 @@ same server in the same run, and how long a resume takes to answer.
 
     python bench/resume_bench.py [--runs 12] [--max-tokens 128] [--threads 2]
 
-One real daphne server with the real model, one slot. Runs alternate plain / resumable
+First Sluice's own path: plain vs resumable against an engine that answers at once (no
+model time, so the difference is the code path alone). Then one real daphne server with the
+real model, one slot. Runs alternate plain / resumable
 (the order flips every pair, each run its own prompt, so neither gets the other's prefix
 cache), temperature 0, read by an httpx client. Then resumes: a resumable stream is cut
 after 10 deltas and resumed at once on the same server; the time from the GET to its first
@@ -27,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.harness import iter_events, start_server  # noqa: E402
+from bench.harness import InstantEngine, iter_events, start_server  # noqa: E402
 
 BASE_PROMPT = "Write a product description for a insulated stainless steel water bottle for hikers:"
 
@@ -87,6 +89,35 @@ def resume_once(client: httpx.Client, server, prompt: str, max_tokens: int, cut_
     return {"resume_first_event_ms": (first - asked) * 1000, "text": "".join(seen), "resumes": row["resumes"]}
 
 
+def path_cost(runs: int) -> dict:
+    """Plain vs resumable against an engine that answers at once (the remote backend over
+    bench.harness.InstantEngine): no model time, so what is left is Sluice's own path."""
+    engine = InstantEngine()
+    server = start_server(
+        Path(tempfile.mkdtemp(prefix="sluice-bench-")), SLUICE_BACKEND="generation.backends.remote.RemoteBackend",
+        SLUICE_UPSTREAMS=engine.url, SLUICE_UPSTREAM_SLOTS="1", SLUICE_PRELOAD_MODEL="true",
+    )
+    plain, resumable = [], []
+    try:
+        with httpx.Client(timeout=60) as client:
+            run_stream(client, server, prompt_for(-3), 8, False)
+            run_stream(client, server, prompt_for(-4), 8, True)
+            for run in range(runs):
+                order = (False, True) if run % 2 == 0 else (True, False)
+                for index, flag in enumerate(order):
+                    result = run_stream(client, server, prompt_for(5000 + 2 * run + index), 32, flag)
+                    (resumable if flag else plain).append(result["ttft_ms"])
+    finally:
+        server.stop()
+        engine.stop()
+    return {
+        "runs": runs,
+        "first_delta_ms_plain": round(statistics.median(plain), 2),
+        "first_delta_ms_resumable": round(statistics.median(resumable), 2),
+        "first_delta_ms_paired_delta_median": round(statistics.median(b - a for a, b in zip(plain, resumable)), 2),
+    }
+
+
 def summarize(results: list[dict]) -> dict:
     return {
         "tokens_per_second_median": round(statistics.median(r["tokens_per_second"] for r in results), 2),
@@ -102,7 +133,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--settle", type=float, default=1.0, help="idle seconds between runs")
     parser.add_argument("--resumes", type=int, default=5)
+    parser.add_argument("--path-runs", type=int, default=100, help="pairs against an instant engine (no model)")
     args = parser.parse_args()
+    path = path_cost(args.path_runs)
 
     server = start_server(
         Path(tempfile.mkdtemp(prefix="sluice-bench-")),
@@ -136,7 +169,11 @@ def main() -> None:
     a, b = summarize(plain), summarize(resumable)
     paired = [y["ttft_ms"] - x["ttft_ms"] for x, y in zip(plain, resumable)]
     report = {
-        "config": {**vars(args), "cpu": cpu_model(), "cpus": os.cpu_count(), "model": "embedded Gemma 3 270M Q4_K_M"},
+        "config": {
+            **vars(args), "cpu": cpu_model(), "cpus": os.cpu_count(), "model": "embedded Gemma 3 270M Q4_K_M",
+            "load_at_start": os.getloadavg()[0],
+        },
+        "path_without_model": path,
         "plain": a,
         "resumable": b,
         "tokens_per_second_ratio": round(b["tokens_per_second_median"] / a["tokens_per_second_median"], 4),

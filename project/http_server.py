@@ -1,13 +1,18 @@
 """daphne as Sluice runs it: a request that Twisted refuses before Django sees it (a malformed
 chunked body, a bad request line or header) is answered with a JSON error, like every other
-error under /api/ and /v1/."""
+error under /api/ and /v1/; the access log names routes, not URLs."""
 from __future__ import annotations
 
 import json
 
 from daphne import server as daphne_server
+from daphne.access import AccessLogGenerator
 from daphne.http_protocol import HTTPFactory
 from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol
+
+from generation.ws.routing import websocket_urlpatterns
+
+from .logs import method_of, route_of
 
 # The native and OpenAI error shapes in one body: both clients find what they read in it.
 BAD_REQUEST_BODY = json.dumps(
@@ -43,3 +48,15 @@ def Server(**kwargs) -> daphne_server.Server:
     """daphne's Server, building its HTTP channels with JsonBadRequestChannel."""
     daphne_server.HTTPFactory = JsonErrorHTTPFactory  # Server.run() builds its factory from this name
     return daphne_server.Server(**kwargs)
+
+
+class RouteAccessLog(AccessLogGenerator):
+    """daphne's access log (NCSA-like lines on a stream) with the route instead of the URL
+    (project/logs.py)."""
+
+    def __call__(self, protocol, action, details):
+        patterns = websocket_urlpatterns if protocol == "websocket" else None
+        details = {**details, "path": route_of(details.get("path") or "/", patterns)}
+        if "method" in details:
+            details["method"] = method_of(str(details["method"]))
+        super().__call__(protocol, action, details)

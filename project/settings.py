@@ -283,8 +283,10 @@ LOGGING = {
         # The generation log line is already a JSON object with a fixed set of fields.
         "json_line": {"format": "%(message)s"},
     },
+    # Django's request warnings name the path ("Not Found: /..."): logged as its route instead.
+    "filters": {"routes": {"()": "project.logs.RequestRouteFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["routes"]},
         "generation": {"class": "logging.StreamHandler", "formatter": "json_line"},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

@@ -76,13 +76,13 @@ events {{ worker_connections {self.worker_connections}; }}
 http {{
   include /etc/nginx/mime.types;
   default_type application/octet-stream;
-  access_log {self.directory}/access.log;
   client_body_temp_path {temp}/body;
   proxy_temp_path {temp}/proxy;
   fastcgi_temp_path {temp}/fastcgi;
   uwsgi_temp_path {temp}/uwsgi;
   scgi_temp_path {temp}/scgi;
   include {DEPLOY}/nginx/sluice-http.conf;
+  access_log {self.directory}/access.log sluice;
   upstream sluice {{
     least_conn;
 {servers}

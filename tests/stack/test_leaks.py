@@ -696,10 +696,6 @@ def test_no_canary_from_a_body_message_output_or_header_in_anything_the_stack_wr
     assert not found, report(found)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 13 leak audit, not fixed yet: URLs (query strings, ids in paths) and User-Agent/Referer are "
-    "written by nginx's access log (combined format), daphne's access log in each Sluice log (path and "
-    "query) and django.request's 4xx warnings (path); the fixes are outside this test's files"))
 def test_no_canary_from_a_url_or_client_header_in_the_logs(audit):
     """Query names and values, ids in the path, User-Agent and Referer. nginx's error log is
     left out: its format is fixed and quotes the request line and Referer of a request nginx

@@ -56,13 +56,12 @@ class Command(BaseCommand):
 
         if getattr(staticfiles_storage, "manifest_strict", False) and not staticfiles_storage.hashed_files:
             raise CommandError("Static files are not collected: run `manage.py collectstatic` first (`make run` does).")
-        from daphne.access import AccessLogGenerator
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server as _  # noqa: F401 - before the reactor: installs Twisted's asyncio one
         from twisted.internet import reactor
 
         from project.asgi import application
-        from project.http_server import Server
+        from project.http_server import RouteAccessLog, Server
 
         settings.SLUICE_BIND_HOST = host  # /metrics requires its token on a non-loopback bind
         if not settings.SLUICE_UPSTREAMS:  # the model runs in this process
@@ -86,7 +85,7 @@ class Command(BaseCommand):
             application=application,
             endpoints=[f"fd:fileno={fd}"] if fd is not None else build_endpoint_description_strings(host, port),
             signal_handlers=False,  # ours below: Twisted's would kill streams without a terminal event
-            action_logger=None if no_access_log else AccessLogGenerator(sys.stdout),
+            action_logger=None if no_access_log else RouteAccessLog(sys.stdout),  # routes, never URLs
             application_close_timeout=settings.SLUICE_SHUTDOWN_GRACE_SECONDS + 15,
         )
         stopping = False

@@ -17,6 +17,7 @@ SUITES = [
     "tests/generation/test_prune.py",
     "tests/generation/test_ownership.py",
     "tests/generation/test_records.py",
+    "tests/generation/test_refusal_tally.py",
 ]
 
 

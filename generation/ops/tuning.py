@@ -181,16 +181,19 @@ class Outcome:
 
 
 class Tuner:
-    """Measures `configs` with backends from `load(config)` within `budget_s` seconds;
-    `progress(done, total, text)` is told before every step."""
+    """Measures `configs` with backends from `load(config)` within `budget_s` seconds (no
+    step starts that would end past it; `limit_s`, when larger, is the hard limit for
+    `confirm`, whose rounds start only within `budget_s`); `progress(done, total, text)` is
+    told before every step."""
 
     def __init__(self, *, load: Callable[[Config], Backend], configs: Sequence[Config], tokens: int,
                  concurrency: int, budget_s: float, levels: Iterable[int] = LEVELS, prompt_tokens: int = 0,
-                 prune: bool = True, prompt_offset: int = 0,
+                 prune: bool = True, prompt_offset: int = 0, limit_s: float | None = None,
                  progress: Callable[[int, int, str], None] = lambda *a: None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.load, self.configs, self.tokens = load, list(configs), tokens
         self.concurrency, self.budget_s = concurrency, budget_s
+        self.limit_s = max(limit_s or budget_s, budget_s)
         self.levels = sorted(set(levels) | {1, concurrency})
         self.prompt_tokens, self.prune = prompt_tokens, prune  # prompt_tokens 0: short prompts
         self.progress, self.clock = progress, clock
@@ -229,13 +232,15 @@ class Tuner:
                 skipped.append(f"{config.label.strip()}: {pruned[config.threads]}")
                 total -= len(self.steps(config))
                 continue
-            if rows and self._over_budget(level=1, streams=2, load=True):
+            spent = self.clock() - self._started >= self.budget_s
+            if spent or rows and self._over_budget(level=1, streams=2, load=True):
                 stopped = f"the time budget would run out: {len(self.configs) - position} configuration(s) not measured"
                 break
             self.progress(done, total, f"{config.label}: loading")
             row = Row(config)
             stopped = self._measure(row, rows, lambda text: self.progress(done, total, text))
-            rows.append(row)
+            if row.lone is not None:  # else the budget stopped it before its first figure
+                rows.append(row)
             done += len(self.steps(config))
             if row.note.startswith("pruned"):
                 pruned[config.threads] = f"skipped: {config.threads} thread(s) pruned above"
@@ -251,9 +256,10 @@ class Tuner:
         per_token = sum(known[-1]) / len(known[-1]) if known else 0.0  # the nearest level measured, on average
         return streams * self.tokens * per_token + (self._load_s if load else 0.0)
 
-    def _over_budget(self, *, level: int, streams: int, load: bool = False, more: float = 0.0) -> bool:
+    def _over_budget(self, *, level: int, streams: int, load: bool = False, more: float = 0.0,
+                     budget: float | None = None) -> bool:
         estimate = self._estimate(level=level, streams=streams, load=load) + more
-        return self.clock() - self._started + estimate > self.budget_s
+        return self.clock() - self._started + estimate > (budget or self.budget_s)
 
     def _measure(self, row: Row, before: Sequence[Row], say: Callable[[str], None]) -> str:
         """Fill `row` (`before`: the rows measured so far); returns why the budget stopped it, or ''."""
@@ -324,6 +330,9 @@ class Tuner:
                 break
             for row in order if round_ % 2 == 0 else order[::-1]:
                 level = min(self.concurrency, row.config.slots)
+                if self._over_budget(level=level, streams=level + 1, load=True, budget=self.limit_s):
+                    stopped = f"the time budget ran out in confirming round {round_ + 1}"
+                    break
                 self.progress(done, total, f"{row.config.label}: confirming")
                 backend = self.load(row.config)
                 try:
@@ -335,6 +344,8 @@ class Tuner:
                         done += 1
                 finally:
                     backend.close()
+            if stopped:
+                break
             finished += 1
         for row in order:
             row.note = f"best of the grid's runs and {finished} interleaved round(s)"

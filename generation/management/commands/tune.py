@@ -150,19 +150,22 @@ class Command(BaseCommand):
                       progress=progress)
         result = Result(grid=tuner.run())
         progress.next_pass(result.grid.steps)
-        tuner.budget_s = 0.85 * budget_s
+        tuner.budget_s, tuner.limit_s = 0.85 * budget_s, budget_s
         result.confirmed = tuner.confirm(result.grid.rows)
         progress.next_pass(result.confirmed.steps)
         chosen = result.confirmed.chosen or result.grid.chosen
         result.stopped = "; ".join(filter(None, (result.grid.stopped, result.confirmed.stopped)))
         n_batch = configs[0].n_batch
-        if chosen is not None and len(n_batches) > 1:
+        left = budget_s - (time.monotonic() - started)
+        if chosen is not None and len(n_batches) > 1 and left < 0.1 * budget_s:
+            result.stopped = "; ".join(filter(None, (result.stopped, "no time left for the n_batch pass")))
+        elif chosen is not None and len(n_batches) > 1:
             # n_batch only matters once a prompt is longer than a chunk: its own pass, with long prompts.
             result.n_batch = Tuner(
                 load=load, tokens=tokens, concurrency=concurrency, levels=[concurrency], prune=False,
                 configs=[Config(chosen.config.engine, chosen.config.threads, chosen.config.slots, value)
                          for value in n_batches],
-                budget_s=budget_s - (time.monotonic() - started), prompt_tokens=long_prompt_tokens,
+                budget_s=left, prompt_tokens=long_prompt_tokens,
                 prompt_offset=tuner.prompt_index, progress=progress,
             ).run()
             if result.n_batch.stopped:

@@ -175,6 +175,13 @@ def test_choose_maximises_throughput_at_the_expected_concurrency_within_5_percen
     assert choose([row("batched", 4, lone=48.0)], concurrency=4) is None  # nothing measured at 4
 
 
+def test_a_near_tie_goes_to_a_configuration_where_no_expected_stream_waits_for_a_slot():
+    four = row("contexts", 4, lone=50.0, at={2: 80, 4: 87.4})
+    two = row("contexts", 2, lone=50.0, at={2: 89.6})  # its 3rd and 4th stream would wait in the queue
+    assert choose([four, two], concurrency=4) is four  # 87.4 is within 3% of 89.6
+    assert choose([row("contexts", 4, lone=50.0, at={4: 85.0}), two], concurrency=4) is two  # 5% apart
+
+
 def test_plan_measures_the_default_first_and_skips_what_equals_another_configuration():
     configs = plan(threads=[2, 1], slots=[1, 2, 4, 8], engines=["batched", "contexts"], n_batch=256)
     labels = [(c.engine, c.threads, c.slots) for c in configs]

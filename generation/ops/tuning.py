@@ -31,6 +31,9 @@ PRUNE_TOLERANCE = 0.10  # twice the rule's margin, so noise does not prune a can
 # one with a slot for every expected stream, since the others' extra streams wait in the
 # queue for a whole generation before their first token, which no figure here shows.
 TIE_TOLERANCE = 0.03
+# Of the cores its threads could use, the CPU time a run got. On a shared 2-core machine runs
+# at its usual speed got 0.96-0.99, runs 2-20 times slower 0.5-0.7 (same configuration).
+BUSY_SHARE = 0.85
 LEVELS = (1, 2, 4, 8)  # streams at once, as the table shows them
 SUBJECTS = (
     "lanterns", "gardening gloves", "bicycle lights", "teapots", "rain jackets", "chess sets", "desk lamps",
@@ -65,7 +68,12 @@ class Row:
     lone: float | None = None  # the lone stream's tokens/s after its first token, as a client sees it
     aggregate: dict[int, float] = field(default_factory=dict)  # all tokens / wall time, prompts included
     p95_itl_ms: dict[int, float] = field(default_factory=dict)
+    cpu_share: dict[int, float] = field(default_factory=dict)  # level -> the best CPU share of its runs
     note: str = ""
+
+    def disturbed(self, level: int) -> bool:
+        """Whether every run at `level` shared the cores with other work (its figure is suspect)."""
+        return self.cpu_share.get(level, 1.0) < BUSY_SHARE
 
     def at(self, streams: int) -> tuple[float, float, bool] | None:
         """(aggregate tokens/s, p95 ms, taken from `slots` streams) at `streams`, if measured."""
@@ -77,7 +85,7 @@ class Row:
     def as_dict(self) -> dict:
         return {"config": self.config.values(), "first_token_ms": self.first_token_ms,
                 "lone_tokens_per_second": self.lone, "aggregate_tokens_per_second": self.aggregate,
-                "p95_inter_token_ms": self.p95_itl_ms, "note": self.note}
+                "p95_inter_token_ms": self.p95_itl_ms, "cpu_share": self.cpu_share, "note": self.note}
 
 
 def choose(rows: Iterable[Row], *, concurrency: int) -> Row | None:
@@ -134,10 +142,15 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 @dataclass
 class Streams:
-    wall_s: float
+    wall_s: float  # first start to last token
     tokens: int
     first_token_ms: list[float]
     gaps_ms: list[float]
+    cpu_s: float = 0.0  # this process's CPU time over the run, every thread
+    elapsed_s: float = 0.0  # the run's whole time, threads started to joined
+
+    def cpu_share(self, threads: int) -> float:
+        return self.cpu_s / (self.elapsed_s * threads) if self.elapsed_s > 0 and threads > 0 else 1.0
 
     @property
     def tokens_per_second(self) -> float:
@@ -162,10 +175,12 @@ def run_streams(backend: Backend, prompts: Sequence[list[int]], max_tokens: int)
             errors.append(exc)
 
     workers = [threading.Thread(target=stream, args=(slot,), daemon=True) for slot in range(len(prompts))]
+    cpu, began = time.process_time(), time.perf_counter()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
+    cpu, elapsed = time.process_time() - cpu, time.perf_counter() - began
     if errors:
         raise errors[0]
     ends = [times[-1] for times in stamps if times]
@@ -174,6 +189,8 @@ def run_streams(backend: Backend, prompts: Sequence[list[int]], max_tokens: int)
         tokens=sum(len(times) for times in stamps),
         first_token_ms=[(times[0] - start) * 1000 for times, start in zip(stamps, starts) if times],
         gaps_ms=[(b - a) * 1000 for times in stamps for a, b in zip(times, times[1:])],
+        cpu_s=cpu,
+        elapsed_s=elapsed,
     )
 
 
@@ -196,11 +213,12 @@ class Tuner:
     def __init__(self, *, load: Callable[[Config], Backend], configs: Sequence[Config], tokens: int,
                  concurrency: int, budget_s: float, levels: Iterable[int] = LEVELS, prompt_tokens: int = 0,
                  prune: bool = True, prompt_offset: int = 0, limit_s: float | None = None,
-                 progress: Callable[[int, int, str], None] = lambda *a: None,
+                 cores: int | None = None, progress: Callable[[int, int, str], None] = lambda *a: None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.load, self.configs, self.tokens = load, list(configs), tokens
         self.concurrency, self.budget_s = concurrency, budget_s
         self.limit_s = max(limit_s or budget_s, budget_s)
+        self.cores = cores  # the cores the threads may use; None: no CPU share check (GPU offload)
         self.levels = sorted(set(levels) | {1, concurrency})
         self.prompt_tokens, self.prune = prompt_tokens, prune  # prompt_tokens 0: short prompts
         self.progress, self.clock = progress, clock
@@ -284,11 +302,7 @@ class Tuner:
                     return f"the time budget would run out: {config.label.strip()} measured up to {measured} stream(s)"
                 say(f"{config.label}: {level} stream(s)")
                 t0 = self.clock()
-                results = [run_streams(backend, self.prompts(backend, level), self.tokens) for _ in range(runs)]
-                missed = best_lone and max(map(_decode_rate, results)) < (1 - LONE_TOLERANCE) * best_lone
-                if level == 1 and missed and not self._over_budget(level=1, streams=runs):
-                    # Missing the rule may be other work on the machine, which only slows a run: once more.
-                    results += [run_streams(backend, self.prompts(backend, 1), self.tokens) for _ in range(runs)]
+                results = self._runs(backend, config, level, runs, best_lone=best_lone)
                 self._record(row, level, results, started=t0)
                 slow = best_lone and max(row.lone, own_best) < (1 - PRUNE_TOLERANCE) * best_lone
                 if level == 1 and self.prune and slow:
@@ -299,6 +313,23 @@ class Tuner:
             backend.close()
         return ""
 
+    def _share(self, result: Streams, config: Config) -> float:
+        return result.cpu_share(min(config.threads, self.cores)) if self.cores else 1.0
+
+    def _runs(self, backend: Backend, config: Config, level: int, runs: int, *, best_lone: float | None = None,
+              budget: float | None = None) -> list[Streams]:
+        """`runs` runs of `level` streams, and up to two more while the best one shared the
+        cores with other work, or a lone stream misses the 5% rule: other work only ever
+        slows a run down, so a rerun may show the machine's own speed."""
+        results = [run_streams(backend, self.prompts(backend, level), self.tokens) for _ in range(runs)]
+        for _ in range(2):
+            disturbed = max(self._share(result, config) for result in results) < BUSY_SHARE
+            missed = level == 1 and best_lone and max(map(_decode_rate, results)) < (1 - LONE_TOLERANCE) * best_lone
+            if not (disturbed or missed) or self._over_budget(level=level, streams=level, budget=budget):
+                break
+            results.append(run_streams(backend, self.prompts(backend, level), self.tokens))
+        return results
+
     def _record(self, row: Row, level: int, results: Sequence[Streams], *, started: float) -> None:
         """Add runs at `level` to `row`, keeping the best figures: other work on the machine
         only ever slows a run down, so the best run is the closest to the machine's own speed."""
@@ -308,6 +339,9 @@ class Tuner:
             first = min(result.first_token_ms[0] for result in results)
             row.first_token_ms = round(min(first, row.first_token_ms or first), 1)
             row.lone = round(max([_decode_rate(result) for result in results] + [row.lone or 0.0]), 2)
+        if self.cores:
+            share = max(self._share(result, row.config) for result in results)
+            row.cpu_share[level] = round(max(share, row.cpu_share.get(level, 0.0)), 2)
         best = max(results, key=lambda result: result.tokens_per_second)
         if best.tokens_per_second > row.aggregate.get(level, 0.0):
             row.aggregate[level] = round(best.tokens_per_second, 2)
@@ -346,7 +380,7 @@ class Tuner:
                     run_streams(backend, self.prompts(backend, min(row.config.slots, 4)), 2)
                     for streams in dict.fromkeys((1, level)):
                         t0 = self.clock()
-                        self._record(row, streams, [run_streams(backend, self.prompts(backend, streams), self.tokens)],
+                        self._record(row, streams, self._runs(backend, row.config, streams, 1, budget=self.limit_s),
                                      started=t0)
                         done += 1
                 finally:
@@ -367,7 +401,8 @@ def _decode_rate(result: Streams) -> float:
 
 def table(rows: Sequence[Row], *, concurrency: int, chosen: Row | None, levels: Sequence[int] = LEVELS) -> str:
     """The rows as a text table: lone first token and tokens/s, then per level aggregate
-    tokens/s and p95 inter-token latency; `*` marks figures taken from `slots` streams."""
+    tokens/s and p95 inter-token latency; `*` marks figures taken from `slots` streams, `!`
+    figures whose every run shared the cores with other work."""
     shown = [level for level in sorted(set(levels) | {concurrency}) if level > 1]
     width = max([len(row.config.label) for row in rows] + [20]) + 2
     head1 = " " * width + f"{'1 stream':<19}" + "".join(f"{f'{level} streams':<20}" for level in shown)
@@ -376,13 +411,13 @@ def table(rows: Sequence[Row], *, concurrency: int, chosen: Row | None, levels: 
     lines = [head1.rstrip(), head2.rstrip()]
     for row in rows:
         mark = "> " if row is chosen else "  "
-        cells = f"{_number(row.first_token_ms, 9, 1)}{_number(row.lone, 8, 1)}  "
+        cells = f"{_number(row.first_token_ms, 9, 1)}{_number(row.lone, 8, 1)}{'!' if row.disturbed(1) else ' '} "
         for level in shown:
             figures = row.at(level)
             if figures is None:
                 cells += f"{'-':>9}{'-':>9}  "
             else:
-                star = "*" if figures[2] else " "
+                star = "!" if row.disturbed(min(level, row.config.slots)) else "*" if figures[2] else " "
                 cells += f"{figures[0]:>8.1f}{star}{figures[1]:>8.1f}{star} "
         lines.append(f"{mark}{row.config.label:<{width - 2}}{cells}{row.note}".rstrip())
     return "\n".join(lines)

@@ -248,6 +248,15 @@ def test_the_finalists_are_measured_again_interleaved_so_one_unlucky_sample_does
     assert grid[0].lone == 100.0  # the grid's rows stay as measured
 
 
+def test_figures_whose_every_run_shared_the_cores_are_marked():
+    busy = Tuner(load=lambda config: FakeBackend(config, 0.002), configs=[Config("batched", 2, 2, 256)], tokens=4,
+                 concurrency=2, budget_s=30, cores=2).run()
+    (row,) = busy.rows  # the fake backend sleeps: its runs get almost no CPU time
+    assert row.disturbed(1) and row.disturbed(2) and row.cpu_share[1] < 0.85
+    assert "!" in table(busy.rows, concurrency=2, chosen=None)
+    assert not Row(Config("batched", 2, 2, 256), cpu_share={1: 0.97}).disturbed(1)
+
+
 def test_serve_prints_each_value_with_where_it_came_from(settings):
     from generation.management.commands.serve import configuration_in_effect
 
@@ -275,7 +284,7 @@ def test_tune_measures_the_real_model_and_a_new_process_takes_its_choice(tmp_pat
     started = time.monotonic()
     out = manage(env, "tune", "--budget-seconds", "40", "--tokens", "8", "--threads", threads, "--slots", "2",
                  "--engines", "batched", "--expected-concurrency", "2", "--n-batch", "256", "128",
-                 "--long-prompt-tokens", "160")
+                 "--long-prompt-tokens", "160", "--force")  # --force: this test is about the file, not the figures
     assert time.monotonic() - started < 40 + 30, out  # the budget, plus start-up and the step under way
     assert "1 stream" in out and "p95 ms" in out and f"Wrote {tmp_path / 'tuning.json'}" in out, out
     written = json.loads((tmp_path / "tuning.json").read_text())

@@ -32,6 +32,7 @@ class Result:
     values: dict = field(default_factory=dict)  # what is written: the measured names only
     chosen: Row | None = None  # engine, threads and slots (n_batch is in `values`)
     stopped: str = ""
+    disturbed: list[str] = field(default_factory=list)  # deciding figures whose every run shared the cores
 
 
 class Command(BaseCommand):
@@ -55,11 +56,13 @@ class Command(BaseCommand):
         parser.add_argument("--long-prompt-tokens", type=int, default=384, help="prompt length of the n_batch pass")
         parser.add_argument("--output", help="the tuning file (default: SLUICE_TUNING_FILE, var/tuning.json)")
         parser.add_argument("--dry-run", action="store_true", help="measure and print, write nothing")
+        parser.add_argument("--force", action="store_true",
+                            help="write even when other work took the cores during the deciding runs")
         parser.add_argument("--if-needed", action="store_true",
                             help="do nothing when the tuning file already matches this model and CPU (make run)")
 
     def handle(self, *args, budget_seconds, expected_concurrency, tokens, long_prompt_tokens, output, dry_run,
-               if_needed, **options):
+               force, if_needed, **options):
         path = Path(output) if output else settings.SLUICE_TUNING_FILE
         off = tuning.off_reason(switch=settings.SLUICE_TUNING or not if_needed, upstreams=settings.SLUICE_UPSTREAMS,
                                 backend=settings.SLUICE_BACKEND)
@@ -121,6 +124,11 @@ class Command(BaseCommand):
         if dry_run:
             self.stdout.write("Dry run: nothing written.")
             return
+        if result.disturbed and not force:
+            raise CommandError(
+                f"Other work took the cores during every run of {', '.join(result.disturbed)} (marked !), so the "
+                f"choice may be wrong: nothing written. Run `manage.py tune` again when the machine is quiet "
+                f"(or with --force).")
         tuning.write(path, {
             "tuned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "fingerprint": current,
@@ -146,8 +154,9 @@ class Command(BaseCommand):
         then n_batch on the choice with long prompts (the rest)."""
         started = time.monotonic()
         progress = Progress(sys.stderr, budget_s)
+        cores = None if settings.SLUICE_N_GPU_LAYERS else usable_cores()  # CPU share means nothing on a GPU
         tuner = Tuner(load=load, configs=configs, tokens=tokens, concurrency=concurrency, budget_s=0.65 * budget_s,
-                      progress=progress)
+                      cores=cores, progress=progress)
         result = Result(grid=tuner.run())
         progress.next_pass(result.grid.steps)
         tuner.budget_s, tuner.limit_s = 0.85 * budget_s, budget_s
@@ -165,7 +174,7 @@ class Command(BaseCommand):
                 load=load, tokens=tokens, concurrency=concurrency, levels=[concurrency], prune=False,
                 configs=[Config(chosen.config.engine, chosen.config.threads, chosen.config.slots, value)
                          for value in n_batches],
-                budget_s=left, prompt_tokens=long_prompt_tokens,
+                budget_s=left, prompt_tokens=long_prompt_tokens, cores=cores,
                 prompt_offset=tuner.prompt_index, progress=progress,
             ).run()
             if result.n_batch.stopped:
@@ -177,6 +186,10 @@ class Command(BaseCommand):
             values = Config(chosen.config.engine, chosen.config.threads, chosen.config.slots, n_batch).values()
             result.values = {name: value for name, value in values.items() if name not in os.environ}
         result.chosen = chosen
+        deciding = result.confirmed.rows or [row for row in result.grid.rows if row is chosen]
+        result.disturbed = [f"{row.config.label.split()[0]} slots={row.config.slots} at {level} stream(s)"
+                            for row in deciding for level in sorted({1, min(concurrency, row.config.slots)})
+                            if row.disturbed(level)]
         return result
 
     def _grid(self, *, threads, slots, engines, n_batch) -> dict:
@@ -208,7 +221,8 @@ class Command(BaseCommand):
         self.stdout.write("")
         mark = next((row for row in rows if result.chosen and row.config == result.chosen.config), None)
         self.stdout.write(table(rows, concurrency=concurrency, chosen=mark, levels=LEVELS))
-        self.stdout.write("* more streams than slots: the rest wait in the queue; figures of `slots` streams at once.")
+        self.stdout.write("* more streams than slots: the rest wait in the queue; figures of `slots` streams at once.\n"
+                          "! every run of this figure shared the cores with other work (CPU share under 85%).")
         for line in result.grid.skipped:
             self.stdout.write(f"  {line}")
         if result.confirmed and result.confirmed.rows:
@@ -221,6 +235,9 @@ class Command(BaseCommand):
                                     levels=[concurrency]))
         if result.stopped:
             self.stdout.write(f"\nStopped early: {result.stopped}.")
+        if result.disturbed:
+            self.stdout.write(f"\nWARNING: other work took the cores during every run of: "
+                              f"{', '.join(result.disturbed)}.")
         self.stdout.write(f"\nMeasured in {elapsed:.0f} s (load average now {os.getloadavg()[0]:.2f}).")
         chosen = result.chosen
         if chosen is not None:

@@ -13,11 +13,21 @@ from django.http import JsonResponse, StreamingHttpResponse
 
 from generation.lifecycle.events import Cancelled, Delta, Done, Error, Event, TimedOut
 from generation.lifecycle.replay import Logged
+from generation.lifecycle.request_thread import release_request_thread
 from generation.lifecycle.runner import GenerationRun
 from generation.models import Generation
 
 from .errors import ErrorShape
 from .sse import SSE_HEADERS, Framing, LoggedFraming, sse_stream
+
+
+async def _releasing(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`frames`, once the request's own thread is given back (lifecycle/request_thread.py):
+    the view and its middleware are done with it, and the stream may last for minutes."""
+    release_request_thread()
+    async with aclosing(frames):
+        async for frame in frames:
+            yield frame
 
 
 class RunStreamingResponse(StreamingHttpResponse):
@@ -26,7 +36,7 @@ class RunStreamingResponse(StreamingHttpResponse):
 
     def __init__(self, run: GenerationRun, framing: Framing | None = None) -> None:
         super().__init__(
-            sse_stream(run.events(), heartbeat=settings.SLUICE_HEARTBEAT_SECONDS, framing=framing),
+            _releasing(sse_stream(run.events(), heartbeat=settings.SLUICE_HEARTBEAT_SECONDS, framing=framing)),
             content_type="text/event-stream",
             headers={**SSE_HEADERS, "X-Request-ID": str(run.request_id)},
         )
@@ -46,10 +56,12 @@ class LoggedStreamingResponse(StreamingHttpResponse):
 
     def __init__(self, request_id, events: AsyncIterator[Logged]) -> None:
         super().__init__(
-            sse_stream(
-                events,
-                heartbeat=settings.SLUICE_HEARTBEAT_SECONDS,
-                framing=LoggedFraming(settings.SLUICE_RESUME_RETRY_MS),
+            _releasing(
+                sse_stream(
+                    events,
+                    heartbeat=settings.SLUICE_HEARTBEAT_SECONDS,
+                    framing=LoggedFraming(settings.SLUICE_RESUME_RETRY_MS),
+                )
             ),
             content_type="text/event-stream",
             headers={**SSE_HEADERS, "X-Request-ID": str(request_id)},

@@ -14,6 +14,7 @@ from generation.records.usage import usage_admit
 from redaction.fields import Locale, RequestRedaction, redact_fields, term_matchers
 
 from .refusals import RequestInvalid
+from .request_thread import release_request_thread
 from .runner import GenerationRun, Limits, PreparedRequest
 from .runtime import get_backend, get_scheduler, loaded_backend
 
@@ -111,6 +112,7 @@ async def open_run(
     Redaction uses the request's `locale` over its API key's. Raises one of REFUSALS before
     any response has started."""
     await usage_admit(api_key_id=caller.api_key_id, user_id=caller.user_id)  # 429 before any work
+    release_request_thread()  # its last sync call is done: a queued run must not hold the thread
     backend = await current_backend()
     locale = locale.over(caller.locale) if locale is not None else caller.locale
     prepared = await prepare_request(

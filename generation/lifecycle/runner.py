@@ -125,7 +125,6 @@ class GenerationRun:
         the model starts first, so the row insert overlaps prompt processing."""
         self._loop = asyncio.get_running_loop()
         self._ticket = self.scheduler.enqueue()
-        self._bridge = ThreadBridge(self._loop)
         if self._ticket.slot is not None:
             self._start_worker()
         # The insert is shielded: a client that hangs up while it runs cancels this coroutine
@@ -247,7 +246,8 @@ class GenerationRun:
     def _start_worker(self) -> None:
         future: concurrent.futures.Future[WorkerResult] = concurrent.futures.Future()
         slot = self._ticket.slot
-        bridge = self._bridge
+        # Made only now: a queued run (there may be a thousand) needs no queue of tokens yet.
+        self._bridge = bridge = ThreadBridge(self._loop)
 
         def work() -> None:
             try:

@@ -23,33 +23,52 @@ class QueueFull(Exception):
 
 
 class Ticket:
-    """One request's place: `position` (1 = next) while waiting, `slot` once granted."""
+    """One request's place: `position` (1 = next) while waiting, `slot` once granted.
+
+    A change is a flag and, while its run waits, one future and one timer: a run may wait
+    here for minutes, a thousand at once, so no Event and no task per wait."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._changed = asyncio.Event()
+        self._changed = False
+        self._waiter: asyncio.Future[bool] | None = None
         self.position = 0
         self.slot: int | None = None
         self.withdrawn = False
 
     def _notify(self) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._changed.set)
+            self._loop.call_soon_threadsafe(self._set_changed)
         except RuntimeError:  # loop closed: nobody is waiting any more
             pass
 
+    def _set_changed(self) -> None:
+        self._changed = True
+        _resolve(self._waiter, True)
+
     async def wait_changed(self, timeout: float | None) -> bool:
         """Wait until the position or slot changes; False on timeout."""
-        try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
-        except TimeoutError:
-            return False
-        self._changed.clear()
+        if not self._changed:
+            self._waiter = waiter = self._loop.create_future()
+            timer = self._loop.call_later(timeout, _resolve, waiter, False) if timeout is not None else None
+            try:
+                if not await waiter:
+                    return False
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+        self._changed = False
         return True
 
     def wake(self) -> None:
         """Wake the waiter without a change (e.g. it was asked to cancel)."""
         self._notify()
+
+
+def _resolve(waiter: asyncio.Future[bool] | None, changed: bool) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(changed)
 
 
 class Scheduler:

@@ -81,9 +81,10 @@ class Who:
 
 
 async def limits_for(who: Who) -> Limits:
-    """The caller's limits: its CallerLimit row where it sets one, else the defaults. On the
-    request path only (see usage_record_tokens)."""
-    return _limits(await _limit_row(who).afirst())
+    """The caller's limits: its CallerLimit row where it sets one, else the defaults. Read
+    off the request's own thread (off_request): the async ORM would open a connection there
+    that a streamed response keeps until its end (lifecycle/request_thread.py)."""
+    return _limits(await off_request(_limit_row(who).first))
 
 
 def _limit_row(who: Who):
@@ -175,7 +176,7 @@ async def usage_record_tokens(*, generation: Generation) -> None:
     if who.key is None or not generation.output_tokens:
         return
     try:
-        limits = _limits(await off_request(_limit_row(who).first))
+        limits = await limits_for(who)
         if limits.tokens_per_day:
             _, fixed = _limiters()
             day = RateLimitItemPerDay(limits.tokens_per_day)

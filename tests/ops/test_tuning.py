@@ -1,6 +1,7 @@
 """Tuning (issue 16): the tuning file's reader and fingerprints (project/tuning.py), the
-selection rule and the measuring loop (generation/ops/tuning.py), serve's configuration
-line, and one short real `manage.py tune` whose file the settings of a new process read."""
+selection rule (generation/ops/tuning.py), the measuring loop (generation/ops/tuner.py),
+serve's configuration line, and one short real `manage.py tune` whose file the settings of a
+new process read."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from generation.backends.cpu import threads_per_process
-from generation.ops.tuning import Config, Row, Tuner, choose, plan, table
+from generation.ops.tuner import Tuner
+from generation.ops.tuning import Config, Row, choose, plan, table
 from project import tuning
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,8 @@ from django.core.management.base import BaseCommand, CommandError
 from generation.backends.cpu import threads_per_process, usable_cores
 from generation.backends.llamacpp import ENGINES, LlamaCppBackend
 from generation.backends.model_files import configured_model_file
-from generation.ops.tuning import LEVELS, Config, Outcome, Row, Tuner, physical_cores, plan, table
+from generation.ops.tuner import Outcome, Tuner
+from generation.ops.tuning import LEVELS, Config, Row, physical_cores, plan, table
 from project import tuning
 
 DEFAULT_N_BATCH = 256  # project/settings.py; the alternative measured is half of it

@@ -4,7 +4,7 @@ generation/ops/tuner.py."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,22 +69,26 @@ class Row:
                 "p95_inter_token_ms": self.p95_itl_ms, "cpu_share": self.cpu_share, "note": self.note}
 
 
-def choose(rows: Iterable[Row], *, concurrency: int) -> Row | None:
+def choose(rows: Iterable[Row], *, concurrency: int, lone_rule: bool = True,
+           prefer: Callable[[Row], bool] | None = None) -> Row | None:
     """Among the configurations whose lone stream is within 5% of the best lone tokens/s
     (and whose first token is not much worse than the best of those), the one with the
-    highest aggregate tokens/s at `concurrency` streams; within 3% of it, one with at least
-    `concurrency` slots first, then the higher aggregate, then the faster lone stream."""
+    highest aggregate tokens/s at `concurrency` streams; within 3% of it, a `prefer`red one
+    first (default: at least `concurrency` slots), then the higher aggregate, then the
+    faster lone stream. `lone_rule=False` drops the 5% rule, for rows whose lone streams
+    decode the same work (n_batch changes how a prompt is read, not a generated token)."""
     rows = [row for row in rows if row.lone is not None and row.at(concurrency) is not None]
     if not rows:
         return None
     best_lone = max(row.lone for row in rows)
-    fast = [row for row in rows if row.lone >= (1 - LONE_TOLERANCE) * best_lone]
+    fast = [row for row in rows if not lone_rule or row.lone >= (1 - LONE_TOLERANCE) * best_lone]
     best_first = min(row.first_token_ms for row in fast)
     eligible = [row for row in fast
                 if row.first_token_ms <= best_first * (1 + FIRST_TOKEN_TOLERANCE) + FIRST_TOKEN_SLACK_MS]
     best = max(row.at(concurrency)[0] for row in eligible)
     near = [row for row in eligible if row.at(concurrency)[0] >= (1 - TIE_TOLERANCE) * best]
-    return max(near, key=lambda row: (row.config.slots >= concurrency, row.at(concurrency)[0], row.lone))
+    prefer = prefer or (lambda row: row.config.slots >= concurrency)
+    return max(near, key=lambda row: (prefer(row), row.at(concurrency)[0], row.lone))
 
 
 def plan(*, threads: Sequence[int], slots: Sequence[int], engines: Sequence[str], n_batch: int,

@@ -184,6 +184,17 @@ def test_a_near_tie_goes_to_a_configuration_where_no_expected_stream_waits_for_a
     assert choose([row("contexts", 4, lone=50.0, at={4: 85.0}), two], concurrency=4) is two  # 5% apart
 
 
+def test_n_batch_is_chosen_by_first_token_and_aggregate_and_a_tie_keeps_the_default():
+    default = row("batched", 4, lone=60.7, first=680.0, at={4: 31.8}, n_batch=256)
+    other = row("batched", 4, lone=65.6, first=610.0, at={4: 32.5}, n_batch=128)
+    keep = lambda r: r.config.n_batch == 256  # noqa: E731
+    assert choose([default, other], concurrency=4, lone_rule=False, prefer=keep) is default  # 3% apart: a tie
+    faster = row("batched", 4, lone=60.0, first=610.0, at={4: 36.0}, n_batch=128)
+    assert choose([default, faster], concurrency=4, lone_rule=False, prefer=keep) is faster
+    slow_prompt = row("batched", 4, lone=60.0, first=900.0, at={4: 36.0}, n_batch=128)  # first token 32% worse
+    assert choose([default, slow_prompt], concurrency=4, lone_rule=False, prefer=keep) is default
+
+
 def test_plan_measures_the_default_first_and_skips_what_equals_another_configuration():
     configs = plan(threads=[2, 1], slots=[1, 2, 4, 8], engines=["batched", "contexts"], n_batch=256)
     labels = [(c.engine, c.threads, c.slots) for c in configs]

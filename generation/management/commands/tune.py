@@ -17,7 +17,7 @@ from generation.backends.cpu import threads_per_process, usable_cores
 from generation.backends.llamacpp import ENGINES, LlamaCppBackend
 from generation.backends.model_files import configured_model_file
 from generation.ops.tuner import Outcome, Tuner
-from generation.ops.tuning import LEVELS, Config, Row, physical_cores, plan, table
+from generation.ops.tuning import LEVELS, Config, Row, choose, physical_cores, plan, table
 from project import tuning
 
 DEFAULT_N_BATCH = 256  # project/settings.py; the alternative measured is half of it
@@ -178,6 +178,10 @@ class Command(BaseCommand):
                 budget_s=left, prompt_tokens=long_prompt_tokens, cores=cores,
                 prompt_offset=tuner.prompt_index, progress=progress,
             ).run()
+            # A lone stream's tokens after the first cost the same for any n_batch: the 5% rule
+            # would compare noise there, so first token and aggregate decide; a tie keeps the first value.
+            result.n_batch.chosen = choose(result.n_batch.rows, concurrency=concurrency, lone_rule=False,
+                                           prefer=lambda row: row.config.n_batch == n_batches[0])
             if result.n_batch.stopped:
                 result.stopped = "; ".join(filter(None, (result.stopped, f"n_batch: {result.n_batch.stopped}")))
             elif result.n_batch.chosen is not None:  # every value measured; else the first one stays

@@ -74,18 +74,25 @@ def start_server(data_dir: Path, **settings) -> BenchServer:
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     server = BenchServer(f"http://127.0.0.1:{port}", api_key, data_dir, process)
+    _wait_ready(server, f"{server.url}/readyz", data_dir / "server.log", "server")
+    return server
+
+
+def _wait_ready(server, url: str, log_path: Path, what: str) -> None:
+    """Poll `url` until it answers 200 (up to 180 s); stop `server` and raise, with its log's
+    tail, when its process exits or it never does."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError((data_dir / "server.log").read_text()[-3000:])
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{what} exited:\n" + log_path.read_text()[-3000:])
         try:
-            if httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200:
-                return server
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
     server.stop()
-    raise RuntimeError("server did not become ready")
+    raise RuntimeError(f"{what} did not become ready:\n" + log_path.read_text()[-3000:])
 
 
 def iter_events(response: httpx.Response) -> Iterator[tuple[str, dict]]:
@@ -277,18 +284,8 @@ def start_llama_cpp_server(model_path: str, log_dir: Path, *, threads: int, n_ct
         cwd=ROOT, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
     )
     server = LlamaCppServer(f"http://127.0.0.1:{port}", process, argv, log_path)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("llama_cpp.server exited:\n" + log_path.read_text()[-3000:])
-        try:
-            if httpx.get(f"{server.url}/v1/models", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError("llama_cpp.server did not start:\n" + log_path.read_text()[-3000:])
+    _wait_ready(server, f"{server.url}/v1/models", log_path, "llama_cpp.server")
+    return server
 
 
 class InstantEngine:

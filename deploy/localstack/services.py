@@ -75,10 +75,7 @@ class Postgres:
                 self.started_cluster = None
 
     def _admin(self, statement: str) -> None:
-        import psycopg
-
-        with psycopg.connect(f"postgres://postgres@127.0.0.1:{self.PORT}/postgres", autocommit=True) as connection:
-            connection.execute(statement)
+        _admin(self.PORT, statement)
 
     def _start_debian_cluster(self) -> None:
         versions = sorted(Path(path).name for path in glob.glob("/etc/postgresql/*"))
@@ -131,10 +128,7 @@ class PrivatePostgres:
             self._admin(f'CREATE DATABASE "{self.database}"')
 
     def _admin(self, statement: str) -> None:
-        import psycopg
-
-        with psycopg.connect(f"postgres://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as connection:
-            connection.execute(statement)
+        _admin(self.port, statement)
 
     def _init(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -170,6 +164,14 @@ class PrivatePostgres:
         except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
             stop(self.process, timeout=5)
         self.process = None
+
+
+def _admin(port: int, statement: str) -> None:
+    """Run one statement as postgres on the server at 127.0.0.1:`port` (autocommit)."""
+    import psycopg
+
+    with psycopg.connect(f"postgres://postgres@127.0.0.1:{port}/postgres", autocommit=True) as connection:
+        connection.execute(statement)
 
 
 def _postgres_bin() -> Path:

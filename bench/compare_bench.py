@@ -1,4 +1,4 @@
-"""Against the alternatives (issue 16): four ways to stream from the same model, in one run.
+"""Against the alternatives: four ways to stream from the same model, in one run.
 
     python bench/compare_bench.py            # full: 5 rounds x 1/2/4/8 streams x 64 tokens (make bench)
     python bench/compare_bench.py --quick    # smoke run, about 2 minutes, not figures

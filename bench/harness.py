@@ -139,7 +139,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-# Helpers for bench/compare_bench.py (issue 16): the machine, what a server really runs with,
+# Helpers for bench/compare_bench.py: the machine, what a server really runs with,
 # and llama-cpp-python's own OpenAI server as a side of the comparison.
 
 def machine_info() -> dict:

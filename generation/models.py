@@ -142,7 +142,7 @@ class Generation(models.Model):
 
 class Tally(models.Model):
     """One figure of a sealed hour (hours=1) or day (hours=24) of Generation rows
-    (generation/rollups.py): ("status", "completed") -> 1370, ("ttft_ms", "87") -> 12 (a
+    (generation/records/rollups.py): ("status", "completed") -> 1370, ("ttft_ms", "87") -> 12 (a
     latency bucket), ... Names and labels are column values and type names, never content."""
 
     start = models.DateTimeField(help_text="Start of the clock hour or UTC day.")

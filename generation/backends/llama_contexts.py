@@ -9,9 +9,8 @@ Threads: each context decodes with `threads // contexts` (at least one). llama.c
 backend is built with OpenMP here, and every thread that runs a parallel decode keeps its
 own OpenMP team; once the teams in a process hold more threads than there are cores,
 libgomp stops spinning at its barriers and sleeps instead, and ggml meets a barrier after
-every graph node, so every decode in the process slows down (measured on 2 cores: a second,
-idle team took a lone stream from 22.7 to 40.8 ms per token). So the teams together never
-exceed `threads`. The one exception keeps a lone stream as fast as on the batched engine:
+every graph node, so every decode in the process slows down (docs/architecture.md, Engines).
+So the teams together never exceed `threads`. The one exception keeps a lone stream as fast as on the batched engine:
 when contexts get one thread each (no team at all), the first context, and only it, decodes
 with all `threads` while no other context is busy, and runs are placed on it when that is
 free and no other context holds a longer prefix for the caller.

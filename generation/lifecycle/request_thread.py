@@ -3,10 +3,10 @@
 Django runs each ASGI request in its own asgiref ThreadSensitiveContext: the first
 thread-sensitive sync call (Django's request_started receivers, the async ORM: the
 caller's limits, an uncached API key, a session) starts a thread for that request alone,
-and the database connection the ORM opens there is that thread's. Both stayed until the
-request ended: for a stream waiting in the queue, a thread and an open SQLite connection
-each, about 265 KiB of server memory per held stream (docs/benchmarks.md). A run's own
-writes go through records.db.off_request, so once the caller is admitted nothing on its
+and the database connection the ORM opens there is that thread's. Left alone, both last
+until the request ends: a stream waiting in the queue would hold a thread and an open
+connection for as long as it waits (docs/benchmarks.md, Memory per queued stream). A run's
+own writes go through records.db.off_request, so once the caller is admitted nothing on its
 path needs that thread again.
 
 This reads asgiref's own bookkeeping (SyncToAsync's context -> executor map, as pinned in

@@ -1,5 +1,5 @@
 """The /v1 views: thin and async. Same lifecycle as the native API (open_run ->
-RunStreamingResponse or collected_response); OpenAI shapes from requests/responses."""
+RunStreamingResponse or collected_response); OpenAI shapes from validation/responses."""
 from __future__ import annotations
 
 from collections.abc import Callable

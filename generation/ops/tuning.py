@@ -1,5 +1,5 @@
-"""Choosing a llama.cpp configuration for `manage.py tune` (issue 16): the grid (`plan`), the
-figures of each configuration (`Row`), the rule (`choose`) and the table. The measuring is
+"""Choosing a llama.cpp configuration for `manage.py tune`: the grid (`plan`), the figures of
+each configuration (`Row`), the rule (`choose`) and the table. The measuring is
 generation/ops/tuner.py."""
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from pathlib import Path
 
 from generation.backends.cpu import usable_cores
 
-LONE_TOLERANCE = 0.05  # a lone stream at most 5% slower than the best lone stream (issue 16)
+LONE_TOLERANCE = 0.05  # a lone stream at most 5% slower than the best lone stream
 FIRST_TOKEN_TOLERANCE, FIRST_TOKEN_SLACK_MS = 0.20, 5.0  # "first token not much worse"
 PRUNE_TOLERANCE = 0.10  # twice the rule's margin, so noise does not prune a candidate
 # Aggregates this close are a tie (a configuration's own runs differ by as much): it goes to
 # one with a slot for every expected stream, since the others' extra streams wait in the
 # queue for a whole generation before their first token, which no figure here shows.
 TIE_TOLERANCE = 0.03
-# Of the cores its threads could use, the CPU time a run got. On a shared 2-core machine runs
-# at its usual speed got 0.96-0.99, runs 2-20 times slower 0.5-0.7 (same configuration).
+# Of the cores its threads could use, the CPU time a run got: nearly all of it at the machine's
+# own speed, clearly less when other work slowed the run down (docs/cli.md has the figures).
 BUSY_SHARE = 0.85
 LEVELS = (1, 2, 4, 8)  # streams at once, as the table shows them
 

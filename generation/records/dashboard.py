@@ -1,6 +1,6 @@
 """Selectors for the operational dashboard: every figure is computed by the database over a
 time window, from sealed hourly tallies and the rows of the hours not sealed yet
-(generation/rollups.py), and rate-limit refusals from their hourly RefusalTally rows. There
+(records/rollups.py), and rate-limit refusals from their hourly RefusalTally rows. There
 is no text to read: rows hold operational shape only."""
 from __future__ import annotations
 

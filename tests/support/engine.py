@@ -1,5 +1,5 @@
 """Start llama-cpp-python's own OpenAI-compatible server (`python -m llama_cpp.server`) on a
-loopback port with the embedded model, for the remote backend's integration tests and bench."""
+loopback port with the embedded model, for the remote backend's integration tests."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
-"""Start a real daphne server with the real model on a free port (tests and benchmarks)."""
+"""The tests' one live-server helper: a real daphne server with the real model on a free port
+(bench/harness.py has the benchmarks' own)."""
 from __future__ import annotations
 
 import ctypes

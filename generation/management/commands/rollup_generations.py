@@ -1,4 +1,4 @@
-"""Seal the settled hours of the last 30 days into hourly tallies (generation/rollups.py)."""
+"""Seal the settled hours of the last 30 days into hourly tallies (generation/records/rollups.py)."""
 from __future__ import annotations
 
 import time

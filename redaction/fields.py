@@ -128,7 +128,7 @@ class TermMatcherCache:
 
     def current(self) -> TermMatcher | None:
         """The matcher, re-checking the database when due. Blocking: call from a thread."""
-        from .models import SensitiveTerm
+        from .models import SensitiveTerm  # here: this module is imported before Django is set up
 
         with self._lock:
             if self.needs_check():

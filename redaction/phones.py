@@ -22,9 +22,6 @@ _PHONE_RE = re.compile(
     r"(?:(?:[ .\-/]|(?<=\)))\(?\d+\)?){0,7}"
     r"(?![\w]|[.:/-]?\d|(?<=(?<!\d)\d),\d|(?<=(?<!\d)\d\d),\d|(?<=(?<!\d)\d\d\d),\d)"
 )
-_PHONE_CTX_RE = re.compile(
-    r"(?i)\b(?:tel|phone|call|mobile|mob|cell|fax|ph|whatsapp|direct|dial|sms|text|reach|contact|number|no)\b\W{0,4}$"
-)
 _DATE_LIKE_RE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{4}-\d{2,4}")
 _NANP = frozenset({"US", "CA"})
 _LAST_GROUP_RE = re.compile(r"[ .\-/]\(?\d+\)?$")

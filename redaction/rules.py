@@ -10,6 +10,8 @@ number shapes defined below.
 """
 from __future__ import annotations
 
+import re
+
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "it", "nl", "pt")
 
 # ---------------------------------------------------------------- PHONE_NUMBER
@@ -182,8 +184,6 @@ class Compiled:
     """The tables of a set of languages, compiled once (see :func:`compiled`)."""
 
     def __init__(self, languages: frozenset[str]) -> None:
-        import re
-
         langs = [lang for lang in LANGUAGES if lang in languages]
         self.languages = frozenset(langs)
 

@@ -115,9 +115,3 @@ def _greedy(cluster: list[Cand]) -> list[Cand]:
         ends.insert(i, end)
         kept.insert(i, cand)
     return kept
-
-
-def resolve_overlaps(spans: Iterable[Span]) -> list[Span]:
-    """:func:`resolve_cands` for Span objects (equal spans are interchangeable)."""
-    by_cand = {(s.start, s.end, s.type, s.score): s for s in spans}
-    return [by_cand[c] for c in resolve_cands(by_cand)]

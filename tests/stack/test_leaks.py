@@ -29,6 +29,7 @@ from deploy.localstack import Stack
 from deploy.localstack.nginx import NGINX
 from generation.records.api_keys import hash_api_key
 from tests.stack.helpers import admin_session, occurrences, owner_of, postgres_log_size, row, what_the_stack_wrote
+from tests.support.sse import messages
 
 pytestmark = [pytest.mark.stack]
 API = "/api/v1/generations"
@@ -147,21 +148,16 @@ class Audit:
                     self.outcomes[path] = (response.status_code,)
                     assert response.status_code == expect, (path, response.status_code, response.text[:300])
                     return response, events
-                name, data, text = "", "", []
+                text: list[str] = []
                 try:
-                    for line in response.iter_lines():
-                        text.append(line)
-                        if line.startswith("event: "):
-                            name = line[7:]
-                        elif line.startswith("data: "):
-                            data = line[6:]
-                        elif not line and name:
-                            events.append((name, json.loads(data)))
-                            if name == "error":
-                                self.errors.append((path, data))
-                            name = ""
-                            if events[-1][0] in TERMINAL or (until and until(events)):
-                                break
+                    for message in messages(_kept(response.iter_lines(), text)):
+                        if "event" not in message:
+                            continue
+                        events.append((message["event"], json.loads(message["data"])))
+                        if message["event"] == "error":
+                            self.errors.append((path, message["data"]))
+                        if events[-1][0] in TERMINAL or (until and until(events)):
+                            break
                 except httpx.TransportError:  # cut by the network (a killed process)
                     events.append(("cut", {}))
                 self._keep(path, "\n".join(text), False)
@@ -179,15 +175,16 @@ class Audit:
             "POST", url, json=body, params=self.query(path), headers=self.headers(path, key=key)
         ) as response:
             assert response.status_code == 200, (path, response.status_code)
-            for line in response.iter_lines():
-                if line == "data: [DONE]":
+            for message in messages(response.iter_lines()):
+                if "data" not in message:
+                    continue
+                if message["data"] == "[DONE]":
                     break
-                if line.startswith("data: "):
-                    got.append(json.loads(line[6:]))
-                    if "error" in got[-1]:
-                        self.errors.append((path, line))
-                    if until and until(got):
-                        break
+                got.append(json.loads(message["data"]))
+                if "error" in got[-1]:
+                    self.errors.append((path, f"data: {message['data']}"))
+                if until and until(got):
+                    break
             self._keep(path, json.dumps(got), False)
         self.outcomes[path] = (200, len(got))
         return got
@@ -224,6 +221,13 @@ def chat_body(path: str, mode: str = "", **extra) -> dict:
 def completion_body(path: str, mode: str = "", **extra) -> dict:
     return {"model": "scripted", "prompt": f"Copy for {CANARY(path, 'prompt')} {mode}",
             "user": CANARY(path, "user-field"), "stop": CANARY(path, "stop"), "max_tokens": 30, **extra}
+
+
+def _kept(lines, kept: list[str]):
+    """`lines`, each also added to `kept` (what the client got, searched for canaries)."""
+    for line in lines:
+        kept.append(line)
+        yield line
 
 
 def first_delta(events) -> bool:

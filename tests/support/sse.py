@@ -1,24 +1,28 @@
 """The tests' one SSE reader: whole bodies (native events or OpenAI's data-only stream) and
-live httpx streams. Keep-alive comments are skipped."""
+live httpx streams. Keep-alive comments are skipped, or reported to `on_comment`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import httpx
 
 LONG_BODY = {"prompt": "Write a long catalogue introduction for garden furniture:", "max_tokens": 600}
 
 
-def messages(lines: Iterable[str]) -> Iterator[dict[str, str]]:
-    """Each SSE message as its fields ({"id", "event", "data"} as present), from text lines."""
+def messages(lines: Iterable[str], on_comment: Callable[[str], None] | None = None) -> Iterator[dict[str, str]]:
+    """Each SSE message as its fields ({"id", "event", "data"} as present), from text lines;
+    a comment line (a keep-alive) goes to `on_comment` when given."""
     fields: dict[str, str] = {}
     for line in lines:
         if not line:
             if fields:
                 yield fields
             fields = {}
-        elif not line.startswith(":"):
+        elif line.startswith(":"):
+            if on_comment is not None:
+                on_comment(line)
+        else:
             name, _, value = line.partition(": ")
             fields[name] = value
     if fields:

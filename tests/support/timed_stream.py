@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from .sse import messages
+
 
 @dataclass
 class TimedStream:
@@ -43,25 +45,20 @@ def read_stream(client: httpx.Client, url: str, body: dict, headers: dict, *,
     request = client.build_request("POST", url, json=body, headers=headers)
     response = client.send(request, stream=True)
     stream = TimedStream(response.status_code, dict(response.headers))
-    fields: dict[str, str] = {}
+
+    def comment(_line: str) -> None:
+        stream.comments.append(time.monotonic() - sent)
+
     try:
         if response.status_code != 200:
             response.read()
             return stream
-        for line in response.iter_lines():
-            now = time.monotonic() - sent
-            if line.startswith(":"):
-                stream.comments.append(now)
-            elif line:
-                name, _, value = line.partition(": ")
-                fields[name] = value
-            elif fields:
-                stream.events.append((now, fields["event"], json.loads(fields["data"])))
-                fields = {}
-                if on_event:
-                    on_event(stream)
-                if until and until(stream):
-                    break
+        for message in messages(response.iter_lines(), on_comment=comment):
+            stream.events.append((time.monotonic() - sent, message["event"], json.loads(message["data"])))
+            if on_event:
+                on_event(stream)
+            if until and until(stream):
+                break
     except httpx.TransportError as exc:
         stream.cut = type(exc).__name__
     finally:

@@ -42,7 +42,7 @@ def loaded_backend() -> Backend | None:
 
 
 def reset_backend() -> None:
-    """Close and forget the backend (tests, shutdown)."""
+    """Close and forget the backend (tests)."""
     global _backend
     with _lock:
         if _backend is not None:

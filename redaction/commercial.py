@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
+from .rules import compiled
 from .shadow import classes
 from .spans import COMMERCIAL_TERM, PRICE, Cand
 
@@ -17,6 +18,9 @@ from .spans import COMMERCIAL_TERM, PRICE, Cand
 _NUM = r"(?:\d{1,3}(?:[,.'\u00a0\u202f]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)(?![\d])"
 # "4 250,00 €": plain-space thousands only where the currency follows.
 _NUM_SP = r"\d{1,3}(?: \d{3})+(?:,\d{1,2})?(?![\d])"
+# "€3 800,95": folding turned the no-break space that groups thousands into a plain one, so
+# after a marker a plain-space grouped amount counts when its decimal comma shows it is one.
+_NUM_SP_DEC = r"\d{1,3}(?: \d{3})+,\d{1,2}(?![\d])"
 _MAG = r"(?:\s?(?:k|K|m|M|mn|bn|million|billion|thousand)(?![A-Za-z]))?"
 _SYM = r"(?:US\$|AU\$|CA\$|HK\$|NZ\$|S\$|R\$|[ACN]\$|\$|€|£|¥|₹|₩|₽|₺|₪|₫|₱)"
 _CODES = (
@@ -36,8 +40,8 @@ _CODE_SCAN_RE = re.compile("|".join(_CODES))
 _CODE_SET = frozenset(_CODES)
 _CLASS_CODE_RE = re.compile(rb"UUU(?<![aU]UUU)(?![aU])")  # on the class string (shadow.py)
 _WORDCUR_RE = re.compile(rf"{_WORDCUR}(?![A-Za-z])", re.IGNORECASE)
-_AFTER_MARKER_RE = re.compile(rf"\s?{_NUM}{_MAG}(?:\s?{_CODE}(?![A-Za-z]))?")  # $12.50, US$ 3k, $5 USD
-_AFTER_CODE_RE = re.compile(rf"\s?{_SYM}?\s?{_NUM}{_MAG}")  # GBP 45, EUR 1.200
+_AFTER_MARKER_RE = re.compile(rf"\s?(?:{_NUM_SP_DEC}|{_NUM}){_MAG}(?:\s?{_CODE}(?![A-Za-z]))?")  # $12.50, US$ 3k, $5 USD
+_AFTER_CODE_RE = re.compile(rf"\s?{_SYM}?\s?(?:{_NUM_SP_DEC}|{_NUM}){_MAG}")  # GBP 45, EUR 1.200
 _BEFORE_MARKER_RE = re.compile(rf"(?:{_NUM_SP}|{_NUM}){_MAG}\s?$")  # 12,50 €, 1,200 USD
 
 
@@ -128,11 +132,18 @@ _UNIT = (
 _PER_UNIT_RE = re.compile(rf"(?:\s?/\s?{_UNIT}|\s(?:per|a|an)\s{_UNIT}|\s(?:each|ea\.?))(?![A-Za-z])", re.I)
 
 
-def scan_prices(text: str, low: str | None = None, cls: bytes | None = None) -> list[Cand]:
-    """``cls`` is ``shadow.classes(text)`` when the caller already has it."""
+def scan_prices(text: str, low: str | None = None, cls: bytes | None = None, rules=None) -> list[Cand]:
+    """``cls`` is ``shadow.classes(text)`` when the caller already has it; ``rules`` the
+    compiled tables of the languages asked for (their per-unit phrases; all by default)."""
     atoms = _price_atoms(text, low, cls)
     if not atoms:
         return []
+    if rules is None:
+        rules = compiled()
+    if low is None:
+        low = text.lower()
+    # The per-language unit phrases run on the lower-cased text (offsets must line up).
+    unit_re = rules.price_unit if len(low) == len(text) else None
     merged: list[list[int]] = []
     # The str tests below are cheap necessary conditions for the regex after them.
     for start, end in atoms:
@@ -154,8 +165,10 @@ def scan_prices(text: str, low: str | None = None, cls: bytes | None = None) -> 
             if tail:
                 end = tail.end()
                 nxt = text[end:end + 2]
-        if nxt and (nxt[0] == "/" or nxt[0].isspace()) and _UNIT_HINT_RE.match(text, end):
-            unit = _PER_UNIT_RE.match(text, end)
+        if nxt and (nxt[0] == "/" or nxt[0].isspace()):
+            unit = _PER_UNIT_RE.match(text, end) if _UNIT_HINT_RE.match(text, end) else None
+            if unit is None and unit_re is not None:
+                unit = unit_re.match(low, end)
             if unit:
                 end = unit.end()
         out.append((start, end, PRICE, 0.9))

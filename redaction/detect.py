@@ -89,7 +89,7 @@ def _scan(text: str, terms: TermMatcher | None, region: str, types: Collection[s
         out += scan_commercial_terms(text, low)
         out += scan_term_rules(text, low, rules)
     if want(PRICE):
-        out += scan_prices(text, low, cls)
+        out += scan_prices(text, low, cls, rules)
     if want(CREDIT_CARD):
         out += scan_cards(text, cls)
     if want(PHONE_NUMBER):

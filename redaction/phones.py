@@ -93,6 +93,7 @@ def scan_phones(
     ends = [s[1] for s in blocked]  # bisect on plain ints, built once
     n_text, n_blocked = len(text), len(blocked)
     finditer = _PHONE_RE.finditer
+    memo: dict = {}  # table headers found for this text (see _column_cue)
     for start, end in digit_runs(text) if runs is None else runs:
         lo, hi = start - 4 if start > 4 else 0, end + 2 if end + 2 < n_text else n_text
         scan_from = lo
@@ -111,7 +112,7 @@ def scan_phones(
         for m in finditer(text, scan_from, hi):
             if m.end() - m.start() < 7:
                 continue
-            span = _phone_at(text, m, region, blocked, ends, rules)
+            span = _phone_at(text, m, region, blocked, ends, rules, memo)
             if span is not None and span[0] >= last:
                 out.append(span)
                 last = span[1]
@@ -119,7 +120,8 @@ def scan_phones(
 
 
 def _phone_at(
-    text: str, m: re.Match[str], region: str, blocked: Sequence[Cand], ends: Sequence[int], rules=None
+    text: str, m: re.Match[str], region: str, blocked: Sequence[Cand], ends: Sequence[int], rules=None,
+    memo: dict | None = None,
 ) -> Cand | None:
     start, cand = m.start(), m.group()
     # Drop a parenthesis that belongs to the surrounding prose.
@@ -144,7 +146,7 @@ def _phone_at(
     # The candidate may have run on into a following number ("+44 20 7946 0958 2024"):
     # retry without its last group or two.
     for _ in range(3):
-        if (hit is None or hit >= start + len(cand)) and _phone_ok(text, start, cand, region, rules):
+        if (hit is None or hit >= start + len(cand)) and _phone_ok(text, start, cand, region, rules, memo):
             return (start, start + len(cand), PHONE_NUMBER, 0.85)
         last_group = _LAST_GROUP_RE.search(cand)  # anchored at the end: at most one match
         shorter = cand[:last_group.start()] if last_group else cand
@@ -173,6 +175,72 @@ def _cue(text: str, start: int, rules) -> str | None:
     return "p" if last.group("p") is not None else "a"
 
 
+_HEADER_WORD_RE = re.compile(r"[^\W\d_]+")
+_DELIMITERS = ";\t|,"
+
+
+def _column_cue(text: str, start: int, end: int, rules, memo: dict | None = None) -> str | None:
+    """"p" when the number is a cell under a phone column's header in a pasted table (CSV,
+    TSV, a "|" table), "a" under a column that holds no phones (sku, ean, ref...), else
+    None. The header is the first line of the block of lines holding the row's delimiter;
+    a line with digits is no header. ``memo`` keeps block starts and headers for one scan."""
+    ls = text.rfind("\n", 0, start) + 1
+    le = text.find("\n", end)
+    if le < 0:
+        le = len(text)
+    delim = next((d for d in _DELIMITERS if text.find(d, ls, le) >= 0), None)
+    if delim is None:
+        return None
+    if memo is None:
+        memo = {}
+    hs = ls
+    while hs > 0:  # climb while the line above holds the delimiter too
+        known = memo.get((hs, delim))
+        if known is not None:
+            hs = known
+            break
+        ps = text.rfind("\n", 0, hs - 1) + 1
+        if text.find(delim, ps, hs - 1) < 0:
+            break
+        hs = ps
+    memo[(ls, delim)] = hs
+    if hs == ls:
+        return None
+    header = memo.get(("header", hs, delim))
+    if header is None:
+        header = memo[("header", hs, delim)] = _header_cells(text, hs, delim, rules)
+    if not header:
+        return None
+    left, right = text.count(delim, ls, start), text.count(delim, end, le)
+    # A row with more cells than its header (a comma inside an unquoted cell) is read both
+    # ways: from the left for the cells before that comma, from the right for those after.
+    kinds = [header[left] if left < len(header) else None]
+    if left + right + 1 > len(header) and right < len(header):
+        kinds.append(header[len(header) - 1 - right])
+    return "p" if "p" in kinds else "a" if "a" in kinds else None
+
+
+def _header_cells(text: str, hs: int, delim: str, rules) -> tuple:
+    """Per header cell: "p" (a phone column), "a" (no phones) or None; () for no header."""
+    he = text.find("\n", hs)
+    line = text[hs:len(text) if he < 0 else he]
+    if any(c.isdigit() for c in line):
+        return ()
+    kinds = []
+    for cell in line.lower().split(delim):
+        words = _HEADER_WORD_RE.findall(cell)
+        joined = "".join(words)
+        if len(words) > 4 or len(cell) > 40:
+            kinds.append(None)
+        elif joined in rules.phone_columns or any(w in rules.phone_columns for w in words):
+            kinds.append("p")
+        elif joined in rules.anti_columns or any(w in rules.anti_columns for w in words):
+            kinds.append("a")
+        else:
+            kinds.append(None)
+    return tuple(kinds) if ("p" in kinds or "a" in kinds) else ()
+
+
 def _intl_plausible(cand: str) -> bool:
     """An international number: a known country code and a national part of plausible length."""
     digits = NON_DIGIT_RE.sub("", cand)
@@ -183,19 +251,24 @@ def _intl_plausible(cand: str) -> bool:
     return False
 
 
-def _phone_ok(text: str, start: int, cand: str, region: str, rules=None) -> bool:
+def _phone_ok(text: str, start: int, cand: str, region: str, rules=None, memo: dict | None = None) -> bool:
     """The checks after the overlap test: digit count, cue words, date shape, validity.
 
     A phone cue before the number (rules.PHONE_CUES) is enough with a phone shape: fiction
     and test ranges, and ranges the metadata does not know yet, are still phone numbers
     when someone writes "Tel." before them. An anti-cue (a lot, an order number) is never
     one. Without a cue, an international number needs a known country code, and a national
-    one must be valid in the given region or one of the languages' regions.
+    one must be valid in the given region or one of the languages' regions. A table
+    cell counts as cued by its column's header (rules.PHONE_COLUMNS; an anti-cue header
+    such as "sku" or "ean" is an anti-cue).
     """
     digits = len(cand.translate(_PHONE_PUNCT))
     if not 7 <= digits <= 15 or _DATE_LIKE_RE.fullmatch(cand):
         return False
-    cue = _cue(text, start, rules or compiled())
+    rules = rules or compiled()
+    cue = _cue(text, start, rules)
+    if cue is None:
+        cue = _column_cue(text, start, start + len(cand), rules, memo)
     if cue == "a":
         return False
     intl = cand[0] == "+" or cand.startswith("00")
@@ -210,7 +283,7 @@ def _phone_ok(text: str, start: int, cand: str, region: str, rules=None) -> bool
     if _phone_valid(cand, region):
         return True
     digits = NON_DIGIT_RE.sub("", cand)
-    return any(_national_valid(digits, r) for r in (rules or compiled()).phone_regions if r != region)
+    return any(_national_valid(digits, r) for r in rules.phone_regions if r != region)
 
 
 @lru_cache(maxsize=None)

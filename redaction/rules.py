@@ -45,11 +45,39 @@ PHONE_ANTI_CUES: dict[str, tuple[str, ...]] = {
     "nl": ("partij", "lotnummer", "order", "factuur", "art.nr.", "zending", "klantnummer", "versie"),
     "pt": ("lote", "encomenda", "fatura", "ref.", "seguimento", "remessa", "cliente", "versão"),
 }
+# Column headers that name a phone column in a pasted table (CSV, TSV, "|" tables): a
+# phone-shaped cell under one counts as cued. A word of the header must be one of these;
+# a header naming an anti-cue (sku, ean, ref, cod_art, artnr...) makes its cells no phones.
+PHONE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "en": ("phone", "telephone", "tel", "mobile", "mob", "cell", "cellphone", "fax", "whatsapp", "phonenumber"),
+    "de": ("telefon", "tel", "telefonnummer", "handy", "handynummer", "mobil", "mobilnummer", "mobiltelefon",
+           "fax", "faxnummer", "festnetz", "durchwahl", "rufnummer"),
+    "fr": ("téléphone", "telephone", "tél", "tel", "portable", "mobile", "fax", "gsm"),
+    "es": ("teléfono", "telefono", "tel", "tlf", "móvil", "movil", "celular", "fax"),
+    "it": ("telefono", "tel", "cellulare", "cell", "fax"),
+    "nl": ("telefoon", "telefoonnummer", "tel", "mobiel", "gsm", "fax"),
+    "pt": ("telefone", "tel", "telemóvel", "telemovel", "tlm", "celular", "fax"),
+}
 # Regions whose national formats are tried (by phonenumbers' metadata) for a number with no
 # cue and no international prefix, per language.
 PHONE_REGIONS: dict[str, tuple[str, ...]] = {
     "en": ("US", "GB"), "de": ("DE", "AT", "CH"), "fr": ("FR", "BE", "CH"), "es": ("ES",), "it": ("IT",),
     "nl": ("NL", "BE"), "pt": ("PT",),
+}
+
+# ---------------------------------------------------------------- PRICE
+# Per-unit phrases after an amount with its currency ("4,20 € l'unité", "€ 3,52 per stuk"),
+# made part of the PRICE span. English ones ("/unit", "per kg", "each") are in commercial.py.
+# Each row starts at the word after the amount (or at a "/"), on the lower-cased folded text.
+PRICE_UNITS: dict[str, tuple[str, ...]] = {
+    "de": (r"(?:netto\s|brutto\s)?(?:pro|je|/)\s?(?:stück|stk\.?|einheit|paar|karton|packung|kg|liter|meter)",
+           r"das\sstück"),
+    "fr": (r"(?:ht\s|ttc\s)?(?:par\s|l'|la\s|/\s?)?(?:unité|pièce|pce|paire|boîte|carton|kg|litre|mètre)",),
+    "es": (r"(?:\+\s?iva\s)?(?:por|la|cada|/)\s?(?:unidad|ud\.?|pieza|par|caja|kg|litro|metro)", r"c/u"),
+    "it": (r"(?:\+\s?iva\s)?(?:al|a|per|l'|/)\s?(?:pezzo|pz\.?|unità|paio|cartone|kg|litro|metro)",
+           r"cad(?:auno|\.)", r"l'uno"),
+    "nl": (r"(?:excl\.\sbtw\s|incl\.\sbtw\s)?(?:per|/)\s?(?:stuk|st\.|eenheid|doos|kg|liter|meter)",),
+    "pt": (r"(?:\+\s?iva\s)?(?:por|a|cada|/)\s?(?:unidade|peça|par|caixa|kg|litro|metro)",),
 }
 
 # ---------------------------------------------------------------- SECRET
@@ -100,7 +128,7 @@ NUMBERS = {
     "pct": r"(?<![\d.])(?<!(?<!\d)\d[.,])(?<!(?<!\d)\d\d[.,])(?<!(?<!\d)\d\d\d[.,])\d{1,3}(?:[.,]\d{1,2})?\s?(?:%|percent\b|pct\b|prozent\b|pour\s?cent\b|por\s?ciento\b|per\s?cento\b|procent\b|por\s?cento\b)",
     "days": r"(?<![\d.])(?<!\d,)\d{1,3}\s(?:days?|tage[n]?|tg\.?|jours?|j\.|d[ií]as|giorni|gg\.?|dagen|dias)",
     "qty": r"(?<![\d.])(?<!\d,)(?:\d{1,3}(?:[,.\s]\d{3})+|\d+)(?:\s?k)?(?:\s(?:units?|pcs\.?|pieces|items|sets|pairs|cases|cartons|kg|"
-           r"st(?:ü|u)ck|stk\.?|einheiten|unités|pièces|pcs|unidades|uds\.?|piezas|pezzi|unità|stuks|peças|unidades))?",
+           r"st(?:ü|u)ck|stk\.?|einheiten|unités|pièces|pcs|unidades|uds\.?|piezas|pezzi|unità|stuks|peças|unidades)(?!\w))?",
     "year": r"(?:19|20)\d{2}",
 }
 # (keywords, pattern): every match holds one of the "|"-separated keywords, at most 40
@@ -164,7 +192,7 @@ TERM_RULES: dict[str, tuple[tuple[str, str], ...]] = {
         ("dagen", r"betaling\sbinnen\s{days}|{days}\snetto|netto\s{days}"),
         ("aanbetaling", r"{pct}\saanbetaling(?:,?\s(?:de\s)?rest\sbij\s\w+)?|aanbetaling\svan\s{pct}(?:,?\s(?:de\s)?rest\sbij\s\w+)?"),
         ("minim", r"(?:minimale\sbestelhoeveelheid|minimumafname|minimum\sbestelling|minimale\safname)(?:\sis|\svan|:)?\s{qty}"),
-        ("exclusiv", r"exclusi\w*[^.\n]{0,60}?\btot\s(?:(?:eind|het\seinde\svan)\s)?(?:\w+\s)?{year}"),
+        ("exclusi", r"exclusi\w*[^.\n]{0,60}?\btot\s(?:(?:eind|het\seinde\svan)\s)?(?:\w+\s)?{year}"),
         ("%", r"{pct}\s(?:korting|marge|bonus|provisie)(?:\sbij\sbetaling\sbinnen\s{days})?"),
         ("korting|marge|bonus|provisie", r"\w*(?:korting|marge|bonus|provisie)\svan\s{pct}"),
     ),
@@ -193,6 +221,13 @@ class Compiled:
 
         # The last cue in the window before a number decides: phone cue or anti-cue.
         self.phone_cue = re.compile(rf"(?<![\w.])(?:(?P<p>{words(PHONE_CUES)})|(?P<a>{words(PHONE_ANTI_CUES)}))(?![\w])")
+        # Header words of a phone column, and of a column that is no phone (anti-cues
+        # with their dots and spaces dropped: "art.-nr." is the header "artnr").
+        self.phone_columns = frozenset(w for lang in langs for w in PHONE_COLUMNS.get(lang, ()))
+        self.anti_columns = frozenset("".join(re.findall(r"[^\W\d_]+", w)) for lang in langs
+                                      for w in PHONE_ANTI_CUES.get(lang, ())) - {""}
+        units = [u for lang in langs for u in PRICE_UNITS.get(lang, ())]
+        self.price_unit = re.compile(r"(?:\s|\s?(?=/))(?:" + "|".join(units) + r")(?!\w)") if units else None
         self.phone_regions = tuple(dict.fromkeys(r for lang in langs for r in PHONE_REGIONS.get(lang, ())))
         self.secret_cue = re.compile(rf"(?:{words(SECRET_CUES)})(?![\w])")
         # Every cue starts with one of these stems: str.find for them, then the regex at

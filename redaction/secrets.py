@@ -43,7 +43,10 @@ _KV_KEYS = (
     r"password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key"
     r"|client[_-]?secret|token|auth[_-]?token|access[_-]?token|refresh[_-]?token"
 )
-_KV_RE = re.compile(rf"(?:{_KV_KEYS})[\"']?[ \t]*([:=])[ \t]*([\"']?)([^\s\"'`,;&]+)")
+# A "&" belongs to the value ("Xy&181mp") unless a query parameter follows it ("&user=").
+_AMP = r"&(?![\w.-]*=|amp;)"
+_VALUE = rf"(?:[^\s\"'`,;&]|{_AMP})[^\s\"'`,;&]*(?:{_AMP}[^\s\"'`,;&]*)*"
+_KV_RE = re.compile(rf"(?:{_KV_KEYS})[\"']?[ \t]*([:=])[ \t]*([\"']?)({_VALUE})")
 _KV_RE_I = re.compile(_KV_RE.pattern, re.IGNORECASE)
 _AWS_SECRET_RE_I = re.compile(_AWS_SECRET_RE.pattern, re.IGNORECASE)
 # The password may hold a raw "#" (people paste them unencoded); not "/", "?" or "@".
@@ -226,7 +229,7 @@ def scan_secrets(text: str, low: str | None = None, rules=None) -> list[Cand]:
 _PROVIDERS = tuple((hint, re.compile(pattern), group) for _, hint, pattern, group in SECRET_PROVIDERS)
 # A value introduced by a cue word: the first of the next few tokens on the same line
 # that mixes letters with digits. Trailing sentence punctuation and quotes are not part of it.
-_TOKEN_RE = re.compile(r"[^\s\"'`&;,]+")
+_TOKEN_RE = re.compile(_VALUE)
 _VALUE_END = ".,;:)]}>\"'"
 CUE_REACH, _CUE_TOKENS = 64, 8
 

@@ -6,7 +6,8 @@ and any character overlap (each gold span matched at most once).
 
 Run ``python -m tests.redaction.evaluation`` from the repository root for the tables
 of both halves of the multilingual corpus and of the regression corpus;
-``--misses`` lists the dev half's misses (the test half's are never printed: tune on dev).
+``--misses`` lists the dev half's misses, then its spans found with other bounds (a
+value cut short still leaks its rest); the test half's are never printed: tune on dev.
 """
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def markdown_table(reports: dict[str, Report]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--misses", action="store_true", help="print the dev half's misses")
+    ap.add_argument("--misses", action="store_true", help="print the dev half's misses and other bounds")
     args = ap.parse_args()
     dev, test = load_corpus(EVAL_DEV), load_corpus(EVAL_TEST)
     halves = {"dev": evaluate(dev, predict_builtin, "overlap"), "test": evaluate(test, predict_builtin, "overlap")}
@@ -126,6 +127,14 @@ def main() -> None:
         for rid, kind, type_, start, end in halves["dev"].misses:
             text = texts[rid]
             print(f"{kind} {type_:16} {rid:26} {text[start:end]!r}  <<{text[max(0, start - 30):end + 15]!r}>>")
+        for rec in dev:  # found by overlap, with other bounds than the label's
+            preds = predict_builtin(rec)
+            for gold in rec["spans"]:
+                got = next((p for p in preds if _match(gold, p, "overlap")), None)
+                if got is not None and (got.start, got.end) != (gold["start"], gold["end"]):
+                    text = rec["text"]
+                    print(f"bounds {gold['type']:13} {rec['id']:26} {text[gold['start']:gold['end']]!r}"
+                          f" -> {text[got.start:got.end]!r}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from redaction import TermMatcher, commercial, detect, phones, pii, secrets
+from redaction.rules import compiled
 from redaction.shadow import classes, classes_and_lower
 from redaction.spans import _RANK, _TERM_RANK, resolve_cands
 
@@ -113,6 +114,32 @@ def test_run_skip_matches_candidate_by_candidate(parts, raw_blocked):
         assert phones.scan_phones(text, region, blocked) == phones_reference(text, region, blocked)
 
 
+HEADERS = ("phone", "Tel", "sku", "ean", "ref", "name", "notes", "cod_art", "", "x 2")
+CELLS = ("0642993341", "705 088 002", "0035656496129", "0737-8686-556", "+44 20 7946 0958", "2024", "Ana", "", "a, b")
+
+
+@st.composite
+def tables(draw):
+    """Pasted tables: a header line (or none), rows of cells, stray lines between blocks."""
+    lines = []
+    for _ in range(draw(st.integers(1, 3))):
+        delim = draw(st.sampled_from([";", ",", "|", "\t"]))
+        if draw(st.booleans()):
+            lines.append(delim.join(draw(st.lists(st.sampled_from(HEADERS), min_size=1, max_size=5))))
+        for _ in range(draw(st.integers(0, 4))):
+            lines.append(delim.join(draw(st.lists(st.sampled_from(CELLS), min_size=1, max_size=6))))
+        lines.append(draw(st.sampled_from(["", "x", "call 0642993341"])))
+    return "\n".join(lines)
+
+
+@settings(max_examples=400, deadline=None)
+@given(tables())
+def test_table_header_memo_matches_a_fresh_lookup(text):
+    # scan_phones memoises table blocks and headers; phones_reference looks each up afresh.
+    for region in ("US", "FR"):
+        assert phones.scan_phones(text, region, []) == phones_reference(text, region, [])
+
+
 # ---------------------------------------------------------------- IBAN: only the cut of the country's length
 def ibans_reference(text):
     out = []
@@ -194,13 +221,15 @@ def prices_reference(text):
         tail = commercial._RANGE_TAIL_RE.match(text, end)
         end = tail.end() if tail else end
         unit = commercial._PER_UNIT_RE.match(text, end) if commercial._UNIT_HINT_RE.match(text, end) else None
+        if unit is None and len(text.lower()) == len(text):
+            unit = compiled().price_unit.match(text.lower(), end)  # the per-language phrases
         out.append((start, unit.end() if unit else end, "PRICE", 0.9))
     return out
 
 
 @settings(max_examples=400, deadline=None)
 @given(pieces("$10", "€5", "15", " - ", "-", " to ", "to", "–", " per kg", "/unit", " each", " ea.", "USD", "\n",
-              " a ", "t"))
+              " a ", "t", " l'unité", " pro Stück", " per stuk", " cad.", "/Stk.", " pièce", " €", "3 800,95"))
 def test_price_pre_checks_keep_the_result(text):
     assert commercial.scan_prices(text, text.lower()) == prices_reference(text)
 

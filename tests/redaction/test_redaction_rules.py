@@ -71,3 +71,75 @@ def test_policy_languages():
     with pytest.raises(ValueError):
         Policy(languages=["xx"])
     assert compiled(["es"]) is compiled(["ES"])
+
+
+# ---------------------------------------------------------------- the classes of issue 17's misses
+@pytest.mark.parametrize("text,type_,value", [
+    ("Lieferbedingungen: Mindestbestellmenge 500 Stück.", "COMMERCIAL_TERM", "mindestbestellmenge 500 stück"),
+    ("Condiciones: pedido mínimo de 200 unidades.", "COMMERCIAL_TERM", "pedido mínimo de 200 unidades"),
+    ("Nous avons un minimum de commande de 1000 unités.", "COMMERCIAL_TERM",
+     "minimum de commande de 1000 unités"),  # the whole unit word, not "unit"
+    ("Terms: 30% upfront, remainder on delivery.", "COMMERCIAL_TERM", "30% upfront, remainder on delivery"),
+    ("Ze geven ons het exclusieve distributierecht voor België tot 2029.", "COMMERCIAL_TERM",
+     "exclusieve distributierecht voor belgië tot 2029"),  # "exclusie...", not "exclusiv..."
+    ("Tél. 01 99 00 12 34", "PHONE_NUMBER", "01 99 00 12 34"),
+    ("cell. 07700 900461", "PHONE_NUMBER", "07700 900461"),
+    ("usuario: compras / contraseña: XYr&181MP", "SECRET", "XYr&181MP"),  # "&" inside the value
+    ("password=Ab&12cd; next", "SECRET", "Ab&12cd"),
+    ("https://portal.example/login?password=abc123&user=bob", "SECRET", "abc123"),  # "&user=" is no part of it
+    ("IBAN ES68 2100 0418 0002 0005 1332 bitte", "IBAN_CODE",  # national check digits wrong, mod-97 right
+     "ES68 2100 0418 0002 0005 1332"),
+])
+def test_issue_classes(text, type_, value):
+    got = [(t, v) for t, v in types_in(text) if t == type_]
+    assert [(t, v.lower()) for t, v in got] == [(type_, value.lower())]
+
+
+@pytest.mark.parametrize("text,value", [
+    ("Prix : 24,29 € l'unité", "24,29 € l'unité"),
+    ("Prix : 12,70 € HT par unité", "12,70 € HT par unité"),
+    ("Preis: 12,50 € pro Stück", "12,50 € pro Stück"),
+    ("Precio: 2,16 € por unidad", "2,16 € por unidad"),
+    ("Prezzo: € 8,44 al pezzo", "€ 8,44 al pezzo"),
+    ("Prezzo: 145 euro cad.", "145 euro cad."),
+    ("Prijs: € 3,52 per stuk", "€ 3,52 per stuk"),
+    ("Preço: 3,34 euros a unidade", "3,34 euros a unidade"),
+    ("Prix : €3\u202f800,95 net", "€3\u202f800,95"),  # folded to a plain space: the decimal comma keeps it
+    ("Total EUR 12 400,50 due", "EUR 12 400,50"),
+])
+def test_prices_with_per_unit_phrases_and_grouped_thousands(text, value):
+    assert [v for t, v in types_in(text) if t == "PRICE"] == [value]
+
+
+def test_per_unit_phrases_follow_the_languages():
+    assert [v for t, v in types_in("12,50 € pro Stück", languages=["fr"]) if t == "PRICE"] == ["12,50 €"]
+    assert [v for t, v in types_in("€3 800 units") if t == "PRICE"] == ["€3"]  # no decimal comma: no grouping
+
+
+CSV = ("fournisseur;courriel;téléphone;iban;réf;ean\n"
+       "Atelier Brume;bonnet@casa-oliva.fr;0642993341;FR7630006000011234567890189;0737-8686-556;0035656496129\n"
+       "Casa Oliva;info@casa-oliva.fr;705088002;;099.570.90;0044314949549\n")
+
+
+def test_a_phone_column_cues_its_cells_and_code_columns_are_no_phones():
+    phones = [v for t, v in types_in(CSV) if t == "PHONE_NUMBER"]
+    assert phones == ["0642993341", "705088002"]  # bare runs: cued by the header
+    assert types_in(CSV.replace("téléphone", "notes")).count(("PHONE_NUMBER", "0642993341")) == 0
+
+
+@pytest.mark.parametrize("header,row,phones", [
+    ("vendor,phone,terms,sku,ean", "Acme,960625343,30% upfront, remainder on delivery,0356-2500-114,0035656496129",
+     ["960625343"]),  # an unquoted comma in a cell: read from both ends
+    ("| name | phone | ref |\n|---|---|---|", "| Ana | 919474105 | 0356-2500-114 |", ["919474105"]),
+    ("name\tcod_art\tartnr", "Ana\t0737-8686-556\t099.570.90", []),
+    ("name,phone", "Title line without a comma\n0642993341,x", []),  # a line without the delimiter ends a table
+    ("name 2,phone", "Ana,0642993341", []),  # a first line with digits is no header
+])
+def test_table_headers(header, row, phones):
+    text = f"{header}\n{row}\n"
+    assert [v for t, v in types_in(text) if t == "PHONE_NUMBER"] == phones
+
+
+def test_a_header_in_prose_is_not_one():
+    text = "Please call, as agreed,\nthe supplier 0642993341, thanks"
+    assert types_in(text) == []

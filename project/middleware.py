@@ -17,9 +17,10 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpResponse
 from django.middleware import clickjacking, common, csrf, security
+from psycopg_pool import PoolTimeout
 
 from generation.http.errors import error_shape_for
 
@@ -142,19 +143,37 @@ class DatabaseUnavailableMiddleware:
     async def process_exception(self, request, exception):
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
+        if pool_exhausted(exception, getattr(connections["default"], "pool", None)):
+            # Load, not an outage: the database answers, so nothing is refused beyond this request.
+            logger.warning("request refused: every pooled database connection is in use")
+            return self._refusal(request, busy=True)
         outage.failed()
         logger.warning("request refused: database unavailable (%s)", type(exception).__name__)
         return self._refusal(request)
 
     @staticmethod
-    def _refusal(request):
-        headers = {"Retry-After": "5"}
+    def _refusal(request, *, busy: bool = False):
+        headers = {"Retry-After": "1" if busy else "5"}
+        code, message = (
+            ("database_busy", "Every database connection is in use. Retry shortly.") if busy
+            else ("database_unavailable", "The database is not reachable right now. Retry shortly.")
+        )
         if shape := error_shape_for(request.path):
-            response = shape(503, "database_unavailable", "The database is not reachable right now. Retry shortly.",
-                             headers=headers)
+            response = shape(503, code, message, headers=headers)
         else:
             response = HttpResponse("The service is briefly unavailable. Retry shortly.", status=503, headers=headers,
                                     content_type="text/plain")
         response._has_been_logged = True  # noqa: SLF001 - an expected refusal, logged where it was found
-        response._database_unavailable = True  # noqa: SLF001 - read by __call__: not a sign of recovery
+        response._database_unavailable = not busy  # noqa: SLF001 - read by __call__: not a sign of recovery
         return response
+
+
+def pool_exhausted(exception: BaseException, pool) -> bool:
+    """Whether a request waited out the timeout of `pool` (psycopg's, or None without one)
+    because every connection of a full pool was in use (load), rather than because
+    connections to the database failed."""
+    cause = exception if isinstance(exception, PoolTimeout) else exception.__cause__
+    if pool is None or not isinstance(cause, PoolTimeout):
+        return False
+    stats = pool.get_stats()
+    return stats.get("pool_size", 0) >= stats.get("pool_max", 1) and stats.get("pool_available", 0) == 0

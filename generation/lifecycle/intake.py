@@ -111,8 +111,10 @@ async def open_run(
     through `build_prompt` (the native API and /v1 completions: the one `prompt` field).
     Redaction uses the request's `locale` over its API key's. Raises one of REFUSALS before
     any response has started."""
+    # The request's last sync call is done (admission reads off the request's thread): a
+    # queued run must not hold that thread or its connection while it waits.
+    release_request_thread()
     await usage_admit(api_key_id=caller.api_key_id, user_id=caller.user_id)  # 429 before any work
-    release_request_thread()  # its last sync call is done: a queued run must not hold the thread
     backend = await current_backend()
     locale = locale.over(caller.locale) if locale is not None else caller.locale
     prepared = await prepare_request(

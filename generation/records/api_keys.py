@@ -2,6 +2,7 @@
 SHA-256 of each key is stored."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from generation.models import ApiKey
 
+from .db import off_request
 from .generations import Caller
 
 API_KEY_PREFIX = "sluice"
@@ -64,7 +66,10 @@ _verified_keys: dict[str, _VerifiedKey] = {}
 
 
 async def api_key_authenticate(*, raw_key: str) -> Caller | None:
-    """The caller for an active key matching `raw_key`, or None."""
+    """The caller for an active key matching `raw_key`, or None. Requests that arrive
+    together with the same uncached key share one database lookup, which runs off the
+    request's thread: a burst of requests must not each hold a pooled connection while the
+    rest of their admission asks the pool for another."""
     parts = raw_key.split("_", 2)
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         return None
@@ -72,13 +77,28 @@ async def api_key_authenticate(*, raw_key: str) -> Caller | None:
     cached = _verified_keys.get(key_hash)
     if cached is not None and time.monotonic() - cached.verified_at < settings.SLUICE_API_KEY_CACHE_SECONDS:
         return cached.caller
-    api_key = await ApiKey.objects.filter(prefix=parts[1], revoked_at__isnull=True).afirst()
-    if api_key is None or not secrets.compare_digest(api_key.key_hash, key_hash):
+    loop = asyncio.get_running_loop()
+    lookup = _lookups.get(key_hash)
+    if lookup is None or lookup.get_loop() is not loop:
+        lookup = loop.create_task(off_request(_verify_key, prefix=parts[1], key_hash=key_hash))
+        _lookups[key_hash] = lookup
+        lookup.add_done_callback(lambda done: _lookups.pop(key_hash, None) if _lookups.get(key_hash) is done else None)
+    caller = await asyncio.shield(lookup)
+    if caller is None:
         _verified_keys.pop(key_hash, None)
+    else:
+        _verified_keys[key_hash] = _VerifiedKey(caller, time.monotonic())
+    return caller
+
+
+def _verify_key(*, prefix: str, key_hash: str) -> Caller | None:
+    api_key = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
+    if api_key is None or not secrets.compare_digest(api_key.key_hash, key_hash):
         return None
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_GRANULARITY:
-        await ApiKey.objects.filter(pk=api_key.pk).aupdate(last_used_at=now)
-    caller = Caller(user_id=api_key.user_id, api_key_id=api_key.pk, locale=api_key.redaction_locale)
-    _verified_keys[key_hash] = _VerifiedKey(caller, time.monotonic())
-    return caller
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return Caller(user_id=api_key.user_id, api_key_id=api_key.pk, locale=api_key.redaction_locale)
+
+
+_lookups: dict[str, asyncio.Task] = {}  # key hash -> the lookup in progress

@@ -158,7 +158,7 @@ async def _admit(who: Who, limits: Limits) -> None:
             mine = unfinished.filter(api_key_id=who.api_key_id)
         else:
             mine = unfinished.filter(user_id=who.user_id, api_key_id__isnull=True)
-        if await mine.acount() >= limits.concurrent_streams:
+        if await off_request(mine.count) >= limits.concurrent_streams:
             raise RateLimited("concurrent_streams", limits.concurrent_streams, 1)
     if limits.requests_per_minute:
         minute = RateLimitItemPerMinute(limits.requests_per_minute)

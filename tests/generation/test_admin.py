@@ -183,6 +183,7 @@ def test_api_key_list_columns(staff_client, api_key):
     assert api_key[0].prefix in html and api_key[0].key_hash not in html
 
 
+@pytest.mark.django_db(transaction=True)  # the key lookup reads in a worker thread: it must see committed rows
 def test_revoke_action_uses_the_service(staff_client, api_key):
     from asgiref.sync import async_to_sync
 

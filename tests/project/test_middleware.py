@@ -2,6 +2,7 @@
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
+from django.db import OperationalError
 from django.test import AsyncClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,3 +57,32 @@ async def test_a_database_found_down_refuses_at_once_then_lets_one_probe_through
     time.sleep(0.35)
     assert (await client.get("/api/v1/outage-probe")).status_code == 200  # the probe got through
     assert (await client.get("/api/v1/outage-probe")).status_code == 200 and outage_urls.state["calls"] == 4
+
+
+@pytest.mark.services
+def test_a_full_pool_in_use_is_load_and_a_pool_that_cannot_connect_is_an_outage():
+    """The middleware answers database_busy (no breaker) only when every connection of a
+    full pool is checked out; a pool whose connections fail is the outage case."""
+    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    from project.middleware import pool_exhausted
+
+    def timeout_from(pool) -> PoolTimeout:
+        with pytest.raises(PoolTimeout) as raised:
+            pool.getconn(timeout=0.3)
+        return raised.value
+
+    with ConnectionPool("postgresql://postgres@127.0.0.1:5432/postgres", min_size=1, max_size=1, open=True) as busy:
+        held = busy.getconn()
+        try:
+            exhausted = timeout_from(busy)
+            assert pool_exhausted(exhausted, busy)
+            wrapped = OperationalError("wrapped by Django")
+            wrapped.__cause__ = exhausted
+            assert pool_exhausted(wrapped, busy)
+        finally:
+            busy.putconn(held)
+    with ConnectionPool("postgresql://postgres@127.0.0.1:1/postgres", min_size=0, max_size=2, open=True,
+                        reconnect_timeout=1) as down:
+        assert not pool_exhausted(timeout_from(down), down)
+    assert not pool_exhausted(OperationalError("no pool"), None)

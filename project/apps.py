@@ -1,5 +1,7 @@
-"""The project as a Django app, only so that its system checks are registered."""
+"""The project as a Django app: registers its system checks and its request_started receiver."""
 from django.apps import AppConfig
+
+from project import request_signals
 
 
 class ProjectConfig(AppConfig):
@@ -9,3 +11,5 @@ class ProjectConfig(AppConfig):
 
     def ready(self) -> None:
         from project import checks  # noqa: F401 - registers on import
+
+        request_signals.install()

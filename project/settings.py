@@ -247,6 +247,8 @@ SLUICE_PRELOAD_MODEL = env.bool("SLUICE_PRELOAD_MODEL", default=True)
 SLUICE_LIMIT_REQUESTS_PER_MINUTE = env.int("SLUICE_LIMIT_REQUESTS_PER_MINUTE", default=0)
 SLUICE_LIMIT_CONCURRENT_STREAMS = env.int("SLUICE_LIMIT_CONCURRENT_STREAMS", default=0)
 SLUICE_LIMIT_TOKENS_PER_DAY = env.int("SLUICE_LIMIT_TOKENS_PER_DAY", default=0)
+# How long a process keeps a caller's limits (its CallerLimit row) before reading them again.
+SLUICE_LIMITS_CACHE_SECONDS = env.float("SLUICE_LIMITS_CACHE_SECONDS", default=10.0)
 SLUICE_LIMITS_URL = env(
     "SLUICE_LIMITS_URL", default=_channel_layer_url if _channel_layer_url.startswith("redis") else "memory://"
 )

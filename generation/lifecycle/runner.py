@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -267,7 +266,7 @@ class GenerationRun:
 
         self._worker = future
         self._worker_started_at = time.monotonic()
-        threading.Thread(target=work, name=f"sluice-slot-{slot}", daemon=True).start()
+        self.scheduler.run_in_slot(work)
 
     async def _next_item(self, bridge: ThreadBridge, started: float, last_token: float):
         """The next worker item; on a stall or total timeout ask the worker to stop."""

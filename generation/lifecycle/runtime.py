@@ -63,4 +63,6 @@ def get_scheduler() -> Scheduler:
 def reset_scheduler() -> None:
     """Forget the scheduler (tests)."""
     global _scheduler
+    if _scheduler is not None:
+        _scheduler.close()
     _scheduler = None

@@ -12,6 +12,8 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 
 class QueueFull(Exception):
@@ -84,6 +86,17 @@ class Scheduler:
         self._started: dict[int, float] = {}
         self._retired: list[int] = []  # free slots out of service
         self._to_retire = 0  # busy slots to take out of service when they are released
+        self._threads = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="sluice-slot")
+
+    def run_in_slot(self, work: Callable[[], None]) -> None:
+        """Run a granted slot's work on the scheduler's threads, one per slot and kept
+        between runs: starting a thread per run would block the event loop until the new
+        thread is scheduled and holds the GIL."""
+        self._threads.submit(work)
+
+    def close(self) -> None:
+        """Let the slot threads exit once their runs end (tests replace the scheduler)."""
+        self._threads.shutdown(wait=False)
 
     def enqueue(self, loop: asyncio.AbstractEventLoop | None = None) -> Ticket:
         """Take a slot now or a place in the queue; raise QueueFull when there is none."""

@@ -14,6 +14,8 @@ from datetime import datetime
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from limits import RateLimitItemPerDay, RateLimitItemPerMinute
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
@@ -61,9 +63,10 @@ def _limiters():
 
 
 def reset() -> None:
-    """Forget the counters' storage (tests)."""
+    """Forget the counters' storage and the cached limits (tests)."""
     global _storage
     _storage = None
+    _cached_limits.clear()
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,23 @@ class Who:
 async def limits_for(who: Who) -> Limits:
     """The caller's limits: its CallerLimit row where it sets one, else the defaults. Read
     off the request's own thread (off_request): the async ORM would open a connection there
-    that a streamed response keeps until its end (lifecycle/request_thread.py)."""
-    return _limits(await off_request(_limit_row(who).first))
+    that a streamed response keeps until its end (lifecycle/request_thread.py). Kept for
+    SLUICE_LIMITS_CACHE_SECONDS, so a caller's requests skip the read and its thread hop; an
+    edit in this process applies at once, in the others within that time."""
+    cached = _cached_limits.get(who)
+    if cached is not None and time.monotonic() - cached[1] < settings.SLUICE_LIMITS_CACHE_SECONDS:
+        return cached[0]
+    limits = _limits(await off_request(_limit_row(who).first))
+    _cached_limits[who] = (limits, time.monotonic())
+    return limits
+
+
+_cached_limits: dict[Who, tuple[Limits, float]] = {}
+
+
+@receiver([post_save, post_delete], sender=CallerLimit)
+def _forget_cached_limits(**kwargs) -> None:
+    _cached_limits.clear()
 
 
 def _limit_row(who: Who):

@@ -8,6 +8,7 @@ from asgiref.sync import sync_to_async
 from prometheus_client import REGISTRY
 
 from generation.models import CallerLimit, Generation
+from generation.records.usage import Who, limits_for
 from tests.support.asgi import call
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,3 +77,18 @@ async def test_a_signed_in_users_limit_and_unlimited_zero(scripted, settings):
     for _ in range(3):
         response = await client.post(URL, BODY, content_type="application/json", headers={"X-CSRFToken": token})
         assert response.status_code == 200
+
+
+async def test_a_callers_limits_are_cached_and_an_edit_applies_at_once(api_key, settings):
+    settings.SLUICE_LIMITS_CACHE_SECONDS = 60
+    who = Who(api_key_id=api_key[0].pk, user_id=None)
+    row = await CallerLimit.objects.acreate(api_key=api_key[0], requests_per_minute=5)
+    assert (await limits_for(who)).requests_per_minute == 5
+    await CallerLimit.objects.filter(pk=row.pk).aupdate(requests_per_minute=7)  # no save(): another process's edit
+    assert (await limits_for(who)).requests_per_minute == 5  # read from this process's cache
+    row.requests_per_minute = 9
+    await row.asave()  # an edit in this process (the admin's save) drops the cache
+    assert (await limits_for(who)).requests_per_minute == 9
+    settings.SLUICE_LIMITS_CACHE_SECONDS = 0
+    await CallerLimit.objects.filter(pk=row.pk).aupdate(requests_per_minute=11)
+    assert (await limits_for(who)).requests_per_minute == 11  # read again once the time is up

@@ -49,3 +49,38 @@ async def test_a_validation_error_is_not_retried(scripted, api_key):
     with pytest.raises(openai.BadRequestError) as raised:
         await client.completions.create(model="scripted", prompt="Copy", max_tokens=10**7)
     assert raised.value.response.headers["x-should-retry"] == "false"
+
+
+async def test_a_stalled_completion_is_not_retried_by_the_openai_client(scripted, api_key, settings):
+    settings.SLUICE_STALL_TIMEOUT_SECONDS = 0.2
+    scripted.stall_after = 1
+    client = sdk_client(api_key[1])
+    with pytest.raises(openai.InternalServerError) as raised:
+        await client.completions.create(model="scripted", prompt="Copy", max_tokens=10)
+    assert raised.value.status_code == 504 and raised.value.response.headers["x-should-retry"] == "false"
+    assert await Generation.objects.acount() == 1  # the SDK retries a 504 without the header
+    row = await Generation.objects.aget()
+    assert (row.status, row.timeout_source) == ("timed_out", "stall")
+
+
+async def test_a_queue_wait_timeout_may_be_retried(scripted, auth_headers, settings):
+    """Another try may find a free slot, so this 504 leaves the SDK's retry in place."""
+    settings.SLUICE_QUEUE_TIMEOUT_SECONDS = 0.1
+    scripted.token_delay = 0.05
+    scripted.script = ["word "] * 10
+    running = asyncio.ensure_future(call("/api/v1/generations", body={"prompt": "Copy"}, headers=auth_headers))
+    await running_request_id()
+    waited = await call("/api/v1/generations", body={"prompt": "Copy", "stream": False}, headers=auth_headers)
+    assert waited.status == 504 and waited.json()["error"]["timeout_source"] == "queue_wait"
+    assert "x-should-retry" not in waited.headers
+    await running
+
+
+async def test_a_redaction_rejection_is_not_retried(scripted, api_key):
+    client = sdk_client(api_key[1])
+    with pytest.raises(openai.UnprocessableEntityError) as raised:
+        await client.chat.completions.create(
+            model="scripted", messages=[{"role": "user", "content": "Charge card 4111 1111 1111 1111 for the samples"}]
+        )
+    assert raised.value.response.headers["x-should-retry"] == "false"
+    assert await Generation.objects.acount() == 0

@@ -3,6 +3,7 @@ line, and the sweep finishes whatever its process no longer holds."""
 import asyncio
 import json
 import random
+import threading
 from datetime import timedelta
 
 import pytest
@@ -87,6 +88,36 @@ async def test_a_disconnect_after_tokens_were_made_records_the_first_token_time(
     )
     (row,) = await all_finished()
     assert row.status == "cancelled" and row.output_tokens > 0
+    assert row.ttft_ms is not None and row.first_token_at is not None
+
+
+async def test_tokens_made_before_a_hang_up_that_no_client_saw_still_have_their_first_token_time(
+    scripted, auth_headers, monkeypatch
+):
+    """The client leaves before its first byte, after the model made a token: the row
+    counts that token, so it has the time of it too."""
+    scripted.stall_after = 1  # one token, then nothing until the cancel
+    first_token, original = threading.Event(), scripted.generate
+
+    def generate(self, **kwargs):
+        for piece in original(self, **kwargs):
+            first_token.set()
+            yield piece
+
+    monkeypatch.setattr(scripted, "generate", generate)
+    insert, inserted = generations.generation_accept, asyncio.Event()
+
+    async def slow_insert(**kwargs):
+        row = await insert(**kwargs)
+        await asyncio.to_thread(first_token.wait, 5)
+        inserted.set()
+        await asyncio.sleep(0.3)
+        return row
+
+    monkeypatch.setattr(generations, "generation_accept", slow_insert)
+    await call("/api/v1/generations", body={"prompt": "Copy", "max_tokens": 8}, headers=auth_headers, hang_up_on=inserted)
+    (row,) = await all_finished()
+    assert (row.status, row.cancel_reason, row.output_tokens) == ("cancelled", "client_disconnect", 1)
     assert row.ttft_ms is not None and row.first_token_at is not None
 
 

@@ -14,9 +14,10 @@ async def test_healthz_is_ok_without_auth():
     assert result.headers["cache-control"] == "no-store"
 
 
-async def test_readyz_waits_for_the_model(scripted):
+async def test_readyz_waits_for_the_model(scripted, caplog):
     result = await call("/readyz", method="GET")
     assert result.status == 503
+    assert not [r for r in caplog.records if r.levelno >= 40]  # not ready is an answer, not a server error
     body = result.json()
     assert body["status"] == "not_ready" and body["checks"] == {"model": False, "database": True, "draining": False}
     runtime.get_backend()

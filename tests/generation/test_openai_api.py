@@ -122,6 +122,8 @@ async def test_a_prompt_list_of_one_string_is_one_completion(scripted, auth_head
     whole = (await call(COMPLETIONS, body=body, headers=auth_headers)).json()
     assert whole["choices"][0]["text"] == "Hello, world." and len(whole["choices"]) == 1
     assert scripted.prompts[-1] == "Once upon"
+    two = await call(COMPLETIONS, body={**body, "prompt": ["Once upon", "A time"]}, headers=auth_headers)
+    assert two.status == 400 and "exactly one string" in two.json()["error"]["message"]
 
 
 async def test_keep_alive_comments_while_the_model_is_quiet(scripted, auth_headers, settings):
@@ -212,7 +214,7 @@ async def test_a_client_that_closes_at_done_leaves_a_completed_record(scripted, 
         assert (row.status, row.channel) == ("completed", "openai")
 
 
-async def test_a_full_queue_answers_503_with_retry_after(scripted, auth_headers, settings):
+async def test_a_full_queue_answers_503_with_retry_after(scripted, auth_headers, settings, caplog):
     settings.SLUICE_MAX_QUEUE = 0
     scripted.script = ["x"] * 50
     scripted.token_delay = 0.02
@@ -221,6 +223,7 @@ async def test_a_full_queue_answers_503_with_retry_after(scripted, auth_headers,
     result = await call(CHAT, body=chat(), headers=auth_headers)
     assert result.status == 503 and int(result.headers["retry-after"]) >= 1
     assert result.json()["error"]["code"] == "overloaded" and result.json()["error"]["type"] == "server_error"
+    assert not [r for r in caplog.records if r.levelno >= 40]  # an expected refusal: WARNING, not ERROR
     assert (await first).data()[-1] == "[DONE]"
     assert await Generation.objects.acount() == 1
 

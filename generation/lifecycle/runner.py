@@ -63,6 +63,15 @@ def _keep_until_done(future: asyncio.Future) -> asyncio.Future:
     return future
 
 
+async def runs_recorded(timeout: float) -> None:
+    """Wait up to `timeout` seconds for the runs of this loop still being recorded, those
+    whose client left before they joined the active runs included."""
+    loop = asyncio.get_running_loop()
+    pending = [future for future in _closing if future.get_loop() is loop]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
+
+
 @dataclass(frozen=True)
 class Limits:
     queue_timeout: float

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 
+from generation.lifecycle.runner import runs_recorded
 from generation.lifecycle.runtime import active_runs
 from generation.models import Generation
 
@@ -25,4 +26,5 @@ async def drain(*, grace: float, settle_timeout: float = 10.0) -> int:
     deadline = time.monotonic() + settle_timeout
     while len(active_runs) and time.monotonic() < deadline:  # each run records itself as it ends
         await asyncio.sleep(0.05)
+    await runs_recorded(max(deadline - time.monotonic(), 0))
     return cancelled

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -40,6 +41,33 @@ def oversubscription_warning(*, processes: int, threads: int) -> str | None:
         f"{processes} process(es) x {threads} llama.cpp thread(s) exceed the {cores} usable core(s): "
         f"every stream will be slower. Leave SLUICE_N_THREADS unset (it becomes cores / SLUICE_PROCESSES) "
         f"or lower it."
+    )
+
+
+def raise_open_files_limit(ceiling: int = 1 << 20) -> int:
+    """Raise this process's soft limit on open files to its hard limit (at most `ceiling`)
+    and return the limit in effect. Every open stream holds a socket, so the soft limit (1,024
+    by default outside a unit that sets LimitNOFILE) is the per-process ceiling on streams."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = ceiling if hard == resource.RLIM_INFINITY else min(hard, ceiling)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def open_files_warning(limit: int, *, streams: int) -> str | None:
+    """A warning when `streams` admitted streams (slots + queue) could exhaust `limit` open
+    files (one socket each, plus what the process itself keeps open)."""
+    needed = streams + 256
+    if limit >= needed:
+        return None
+    return (
+        f"the open-files limit ({limit}) is below the {streams} streams SLUICE_SLOTS + SLUICE_MAX_QUEUE admit "
+        f"(plus about 256 for the process): raise LimitNOFILE (ulimit -n) or lower SLUICE_MAX_QUEUE."
     )
 
 

@@ -13,7 +13,13 @@ from django.core.management.base import BaseCommand, CommandError
 from generation.ops.ownership import process_unregister
 from generation.ops.shutdown import drain
 from generation.ops.startup import start_listeners, start_process
-from generation.ops.workers import Supervisor, default_threads, oversubscription_warning
+from generation.ops.workers import (
+    Supervisor,
+    default_threads,
+    open_files_warning,
+    oversubscription_warning,
+    raise_open_files_limit,
+)
 
 
 def configuration_in_effect() -> str:
@@ -78,6 +84,11 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"remote engines (SLUICE_UPSTREAMS): {settings.SLUICE_SLOTS} slots; "
                               f"the tuning file does not apply")
+        open_files = raise_open_files_limit()
+        admitted = settings.SLUICE_SLOTS + settings.SLUICE_MAX_QUEUE
+        self.stdout.write(f"open streams: up to {admitted} admitted (slots + queue); open-files limit {open_files}")
+        if warning := open_files_warning(open_files, streams=admitted):
+            self.stderr.write(f"WARNING: {warning}")
         start_process()
         reactor.callWhenRunning(start_listeners)  # on the loop that will serve requests
 

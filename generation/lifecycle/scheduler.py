@@ -86,7 +86,7 @@ class Scheduler:
         self._started: dict[int, float] = {}
         self._retired: list[int] = []  # free slots out of service
         self._to_retire = 0  # busy slots to take out of service when they are released
-        self._threads = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="sluice-slot")
+        self._threads = ThreadPoolExecutor(max_workers=max(1, slots), thread_name_prefix="sluice-slot")
 
     def run_in_slot(self, work: Callable[[], None]) -> None:
         """Run a granted slot's work on the scheduler's threads, one per slot and kept

@@ -8,8 +8,9 @@ COMMERCIAL_TERM spans cover the whole term phrase ("net 60", "MOQ 500 units",
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from bisect import bisect_left
 
+from .needles import Hits
 from .rules import compiled
 from .shadow import classes
 from .spans import COMMERCIAL_TERM, PRICE, Cand
@@ -45,15 +46,10 @@ _AFTER_CODE_RE = re.compile(rf"\s?{_SYM}?\s?(?:{_NUM_SP_DEC}|{_NUM}){_MAG}")  # 
 _BEFORE_MARKER_RE = re.compile(rf"(?:{_NUM_SP}|{_NUM}){_MAG}\s?$")  # 12,50 €, 1,200 USD
 
 
-def _find_all(hay: str, needle: str) -> Iterator[int]:
-    i = hay.find(needle)
-    while i >= 0:
-        yield i
-        i = hay.find(needle, i + 1)
-
-
-def _markers(text: str, low: str | None = None, cls: bytes | None = None) -> list[tuple[int, int, str]]:
-    """(start, end, kind) of currency markers; kind is "sym", "code" or "word"."""
+def _markers(text: str, low: str | None = None, cls: bytes | None = None,
+             hits: Hits | None = None) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of currency markers; kind is "sym", "code" or "word". ``hits``:
+    the keywords found in ``low`` (needles.py), None to find them here."""
     found: list[tuple[int, int, str]] = []
     for sym in "$" if text.isascii() else _SYMBOLS:
         i = text.find(sym)
@@ -86,21 +82,22 @@ def _markers(text: str, low: str | None = None, cls: bytes | None = None) -> lis
     if low is None:
         low = text.lower()
     if len(low) == len(text):
+        if hits is None:
+            hits = Hits.direct(low)
         for head in _WORDCUR_HEADS:
-            i = low.find(head)
-            while i >= 0:
+            for i in hits.positions(head):
                 m = _WORDCUR_RE.match(text, i)
                 if m and (i == 0 or not text[i - 1].isalpha()):
                     found.append((i, m.end(), "word"))
-                i = low.find(head, i + 1)
     found.sort()
     return found
 
 
-def _price_atoms(text: str, low: str | None = None, cls: bytes | None = None) -> list[tuple[int, int]]:
+def _price_atoms(text: str, low: str | None = None, cls: bytes | None = None,
+                 hits: Hits | None = None) -> list[tuple[int, int]]:
     atoms: list[tuple[int, int]] = []
     last = 0
-    for start, end, kind in _markers(text, low, cls):
+    for start, end, kind in _markers(text, low, cls, hits):
         if start < last:
             continue
         word_start = start == 0 or not (text[start - 1].isalnum() or text[start - 1] in "_$€£¥")
@@ -132,10 +129,12 @@ _UNIT = (
 _PER_UNIT_RE = re.compile(rf"(?:\s?/\s?{_UNIT}|\s(?:per|a|an)\s{_UNIT}|\s(?:each|ea\.?))(?![A-Za-z])", re.I)
 
 
-def scan_prices(text: str, low: str | None = None, cls: bytes | None = None, rules=None) -> list[Cand]:
+def scan_prices(text: str, low: str | None = None, cls: bytes | None = None, rules=None,
+                hits: Hits | None = None) -> list[Cand]:
     """``cls`` is ``shadow.classes(text)`` when the caller already has it; ``rules`` the
-    compiled tables of the languages asked for (their per-unit phrases; all by default)."""
-    atoms = _price_atoms(text, low, cls)
+    compiled tables of the languages asked for (their per-unit phrases; all by default);
+    ``hits`` the keywords found in ``low`` (needles.py)."""
+    atoms = _price_atoms(text, low, cls, hits)
     if not atoms:
         return []
     if rules is None:
@@ -235,13 +234,16 @@ def _plain_case(text: str, low: str) -> bool:
     return len(low) == len(text) and not any(c in text for c in _FOLDS_TO_ASCII)
 
 
-def _matches_at(regex: re.Pattern[str], hay: str, low: str, stems: tuple[str, ...]) -> list[re.Match[str]]:
+def _matches_at(regex: re.Pattern[str], hay: str, low: str, stems: tuple[str, ...],
+                hits: Hits | None = None) -> list[re.Match[str]]:
     """``list(regex.finditer(hay))`` for a regex that can only match where one of
     ``stems`` starts in ``low``: tries only those places (str.find is much
     cheaper than a regex scan that starts with a character class)."""
+    if hits is None:
+        hits = Hits.direct(low)
     starts: list[int] = []
     for stem in stems:
-        starts.extend(_find_all(low, stem))
+        starts.extend(hits.positions(stem))
     if len(stems) > 1:
         starts.sort()
     out, last = [], 0
@@ -268,10 +270,13 @@ def _joined_start(prefix_re: re.Pattern[str], text: str, start: int, reach: int)
     return start if _free(text, start) else None
 
 
-def scan_commercial_terms(text: str, low: str | None = None) -> list[Cand]:
+def scan_commercial_terms(text: str, low: str | None = None, hits: Hits | None = None) -> list[Cand]:
+    """``hits``: the keywords found in ``low`` (needles.py), None to find them here."""
     found: list[tuple[int, int]] = []
     if low is None:
         low = text.lower()
+    if hits is None:
+        hits = Hits.direct(low)
     same = len(low) == len(text)
     for m in (_NET_RE.finditer(low) if same else _NET_RE_I.finditer(text)):
         start = _joined_start(_EARLY_PAY_RE, text, m.start(), 12)
@@ -279,15 +284,15 @@ def scan_commercial_terms(text: str, low: str | None = None) -> list[Cand]:
             found.append((start, m.end()))
     plain = _plain_case(text, low)
     for hint, regex in _TERM_RES:
-        if hint in low:  # skip the scan when its keyword is absent
-            matches = _matches_at(regex, text, low, (hint,)) if plain else regex.finditer(text)
+        if hint in hits:  # skip the scan when its keyword is absent
+            matches = _matches_at(regex, text, low, (hint,), hits) if plain else regex.finditer(text)
             found.extend((m.start(), m.end()) for m in matches if _free(text, m.start()))
     for m in _DAYS_NET_RE.finditer(text):
         count = _COUNT_BEFORE_RE.search(text, max(0, m.start() - 4), m.start())
         if count and _free(text, count.start()):
             found.append((count.start(), m.end()))
     # The marks of _PCT_MARK_RE ("%", "percent", "pct") cannot overlap: find them directly.
-    marks = sorted([*_find_all(low, "%"), *_find_all(low, "percent"), *_find_all(low, "pct")])
+    marks = sorted([*hits.positions("%"), *hits.positions("percent"), *hits.positions("pct")])
     for mark in marks:
         num = _NUM_BEFORE_PCT_RE.search(text, max(0, mark - 8), mark)
         if num:
@@ -295,43 +300,56 @@ def scan_commercial_terms(text: str, low: str | None = None) -> list[Cand]:
             if term and _free(text, num.start()):
                 found.append((num.start(), term.end()))
     if same and marks:  # marks: "%", "pct" or "percent" occurs
-        for m in _matches_at(_KIND_FIRST_RE, low, low, _KIND_STEMS):
+        for m in _matches_at(_KIND_FIRST_RE, low, low, _KIND_STEMS, hits):
             start = _joined_start(_ADJ_BEFORE_RE, low, m.start(), 26)
             if start is not None:
                 found.append((start, m.end()))
     return [(a, b, COMMERCIAL_TERM, 0.85) for a, b in found]
 
 
-def scan_term_rules(text: str, low: str, rules) -> list[Cand]:
-    """COMMERCIAL_TERM phrases from the per-language tables (``rules.compiled(...).terms``)."""
+def scan_term_rules(text: str, low: str, rules, hits: Hits | None = None) -> list[Cand]:
+    """COMMERCIAL_TERM phrases from the per-language tables (``rules.compiled(...).terms``);
+    ``hits``: the keywords found in ``low`` (needles.py), None to find them here."""
     if len(low) != len(text):  # lower() changed the length: offsets would not line up
         return []
+    if hits is None:
+        hits = Hits.direct(low)
     out: list[Cand] = []
     n = len(low)
+    word_starts = _WORD_START_RE.finditer
     for hint, regex in rules.terms:
+        occurrences = hits.positions(hint)
+        if not occurrences:
+            continue
         reach = 10 if hint == "%" else _TERM_REACH
-        i = low.find(hint)
+        k, count = 0, len(occurrences)
         last = 0
-        while i >= 0:
+        while k < count:
+            i = occurrences[k]
             # Every rule's match holds its keyword, at most ``reach`` characters after the
             # match starts, and starts a word: try only those starts around each occurrence.
             m = None
             lo = i - reach if i - reach > last else last
             hi = i + len(hint) + 160 if i + len(hint) + 160 < n else n
-            for st in range(lo, i + 1):
-                if low[st].isalnum() and (st == 0 or not low[st - 1].isalnum()):
-                    m = regex.match(low, st, hi)
-                    if m is not None and m.end() > i:
-                        break
-                    m = None
+            for w in word_starts(low, lo, i + 1):
+                m = regex.match(low, w.start(), hi)
+                if m is not None and m.end() > i:
+                    break
+                m = None
             if m is not None:
                 if _free(text, m.start()):
                     out.append((m.start(), m.end(), COMMERCIAL_TERM, 0.85))
                 last = m.end()
-                i = low.find(hint, m.end())
+                k = bisect_left(occurrences, last, k + 1)  # the next occurrence at or after the match's end
                 continue
-            i = low.find(hint, i + 1)
+            k += 1
     return out
 
 
 _TERM_REACH = 40
+# The keywords this module finds in the lower-cased text (besides the rules' TERM_RULES
+# keywords): detect.py finds them all in one scan (needles.py).
+LOW_NEEDLES = (*_WORDCUR_HEADS, *(hint for hint, _ in _TERM_RES), *_KIND_STEMS, "%", "percent", "pct")
+# A word start as str.isalnum() sees it: an alphanumeric character (the regex's "\w" less
+# "_") not preceded by one. Its lookbehind sees the text before ``pos``.
+_WORD_START_RE = re.compile(r"(?<![^\W_])[^\W_]")

@@ -1,11 +1,14 @@
 """Top-level detection: run every detector, then resolve overlaps."""
 from __future__ import annotations
 
+from functools import lru_cache
 from operator import itemgetter
 from typing import Collection
 
+from . import commercial, secrets
 from .commercial import scan_commercial_terms, scan_prices, scan_term_rules
 from .folding import fold
+from .needles import NeedleIndex
 from .phones import scan_phones
 from .pii import digit_runs, scan_cards, scan_emails, scan_ibans, scan_ips
 from .secrets import scan_secrets, scan_url_credentials
@@ -36,6 +39,14 @@ DEFAULT_REGION = "US"
 _ABOVE_PHONE = frozenset(PRIORITY[: PRIORITY.index(PHONE_NUMBER)])
 _ABOVE_PHONE_BUILTIN = _ABOVE_PHONE & BUILTIN_TYPES
 _END = itemgetter(1)
+
+
+@lru_cache(maxsize=None)
+def _keywords(rules) -> NeedleIndex:
+    """Every keyword the detectors look for in the lower-cased text, for one compiled
+    language set (built once per set, as the set itself is)."""
+    return NeedleIndex([*(hint for hint, _ in rules.terms), *rules.secret_stems,
+                        *secrets.LOW_NEEDLES, *commercial.LOW_NEEDLES])
 
 
 def scan(
@@ -75,8 +86,10 @@ def _scan(text: str, terms: TermMatcher | None, region: str, types: Collection[s
 
     out: list[Cand] = []
     cls, low = classes_and_lower(text, lower=bool(want(SECRET) or want(COMMERCIAL_TERM) or want(PRICE) or terms))
+    # One scan for the keywords of every detector below, instead of a str.find pass each.
+    hits = _keywords(rules).scan(low) if low is not None else None
     if want(SECRET):
-        out += scan_secrets(text, low, rules)
+        out += scan_secrets(text, low, rules, hits)
     if want(URL_CREDENTIALS):
         out += scan_url_credentials(text)
     if want(IBAN_CODE):
@@ -86,10 +99,10 @@ def _scan(text: str, terms: TermMatcher | None, region: str, types: Collection[s
     if want(IP_ADDRESS):
         out += scan_ips(text)
     if want(COMMERCIAL_TERM):
-        out += scan_commercial_terms(text, low)
-        out += scan_term_rules(text, low, rules)
+        out += scan_commercial_terms(text, low, hits)
+        out += scan_term_rules(text, low, rules, hits)
     if want(PRICE):
-        out += scan_prices(text, low, cls, rules)
+        out += scan_prices(text, low, cls, rules, hits)
     if want(CREDIT_CARD):
         out += scan_cards(text, cls)
     if want(PHONE_NUMBER):

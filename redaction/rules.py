@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from .needles import trie_pattern
+
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "it", "nl", "pt")
 
 # ---------------------------------------------------------------- PHONE_NUMBER
@@ -216,8 +218,7 @@ class Compiled:
         self.languages = frozenset(langs)
 
         def words(table: dict[str, tuple[str, ...]]) -> str:
-            found = sorted({w for lang in langs for w in table.get(lang, ())}, key=len, reverse=True)
-            return "|".join(re.escape(w) for w in found) or "(?!)"
+            return trie_pattern({w for lang in langs for w in table.get(lang, ())})
 
         # The last cue in the window before a number decides: phone cue or anti-cue.
         self.phone_cue = re.compile(rf"(?<![\w.])(?:(?P<p>{words(PHONE_CUES)})|(?P<a>{words(PHONE_ANTI_CUES)}))(?![\w])")

@@ -11,6 +11,7 @@ import json
 import os
 import re
 
+from .needles import Hits
 from .rules import SECRET_PROVIDERS, compiled
 from .spans import SECRET, URL_CREDENTIALS, Cand
 
@@ -67,6 +68,9 @@ def _prefix_groups(hints: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]],
 
 _PREFIX_GROUPS = _prefix_groups(_PREFIX_HINTS)
 _KV_STEMS = ("pass", "pwd", "secret", "key", "token")
+# The keywords this module finds in the lower-cased text (besides the rules' secret cue
+# stems): detect.py finds them all in one scan (needles.py).
+LOW_NEEDLES = (*_KV_STEMS, "bearer", "secret", "aws", "secretaccesskey")
 
 
 def _stem_offsets() -> dict[str, tuple[int, ...]]:
@@ -123,9 +127,11 @@ def _starts_token(text: str, i: int) -> bool:
     return i == 0 or text[i - 1] not in _TOKEN_CHARS
 
 
-def _kv_matches(kv: re.Pattern[str], hay: str, low: str) -> list[re.Match[str]]:
+def _kv_matches(kv: re.Pattern[str], hay: str, low: str, hits: Hits | None = None) -> list[re.Match[str]]:
     """Key=value matches, tried only at word starts shortly before a key stem
     (much cheaper than scanning every position of the text)."""
+    if hits is None:
+        hits = Hits.direct(low)
     starts: set[int] = set()
     if hay is low:
         # A key matched at j holds a stem at one of that stem's offsets from j, and
@@ -134,22 +140,18 @@ def _kv_matches(kv: re.Pattern[str], hay: str, low: str) -> list[re.Match[str]]:
         tail = _KV_TAIL_RE.match
         for stem in _KV_STEMS:
             offsets = _KV_STEM_OFFSETS[stem]
-            i = low.find(stem)
-            while i >= 0:
+            for i in hits.positions(stem):
                 if tail(low, i + len(stem)) is not None:
                     for offset in offsets:
                         j = i - offset
                         if j == 0 or (j > 0 and not low[j - 1].isalnum()):
                             starts.add(j)
-                i = low.find(stem, i + 1)
     else:  # IGNORECASE on the original text: any word start up to 8 before a stem
         for stem in _KV_STEMS:
-            i = low.find(stem)
-            while i >= 0:
+            for i in hits.positions(stem):
                 for j in range(max(0, i - 8), i + 1):
                     if j == 0 or not low[j - 1].isalnum():
                         starts.add(j)
-                i = low.find(stem, i + 1)
     out, last = [], -1
     for j in sorted(starts):
         if j < last:
@@ -185,8 +187,9 @@ def _matches_at(regex: re.Pattern[str], text: str, starts: list[int]) -> list[re
     return out
 
 
-def scan_secrets(text: str, low: str | None = None, rules=None) -> list[Cand]:
-    """``rules``: the compiled tables of the languages asked for (all by default)."""
+def scan_secrets(text: str, low: str | None = None, rules=None, hits: Hits | None = None) -> list[Cand]:
+    """``rules``: the compiled tables of the languages asked for (all by default); ``hits``:
+    the keywords found in ``low`` (needles.py), None to find them here."""
     out: list[Cand] = []
     for m in _AWS_KEY_ID_RE.finditer(text):
         if _starts_token(text, m.start()):
@@ -205,24 +208,26 @@ def scan_secrets(text: str, low: str | None = None, rules=None) -> list[Cand]:
                 out.append((m.start(), m.end(), SECRET, 1.0))
     if low is None:
         low = text.lower()
-    if "bearer" in low:
+    if hits is None:
+        hits = Hits.direct(low)
+    if "bearer" in hits:
         heads = sorted(_find_all(text, "Bearer") + _find_all(text, "bearer"))  # _BEARER_RE's heads
         for m in _matches_at(_BEARER_RE, text, heads):
             if (m.start() == 0 or not text[m.start() - 1].isalpha()) and _tokenish(m.group(1)):
                 out.append((m.start(1), m.end(1), SECRET, 0.9))
     same = len(low) == len(text)  # lower() can change length for a few characters
     kv, aws, hay = (_KV_RE, _AWS_SECRET_RE, low) if same else (_KV_RE_I, _AWS_SECRET_RE_I, text)
-    if "secret" in low and ("aws" in low or "secretaccesskey" in low):
+    if "secret" in hits and ("aws" in hits or "secretaccesskey" in hits):
         for m in aws.finditer(hay):
             out.append((m.start(1), m.end(1), SECRET, 0.95))
-    for m in _kv_matches(kv, hay, low):
+    for m in _kv_matches(kv, hay, low, hits):
         sep, quoted = m.group(1), m.group(2)
         value = text[m.start(3):m.end(3)]
         if not quoted:
             value = value.rstrip(".)]}>")  # sentence punctuation, not part of the value
         if _kv_value_ok(sep, quoted, value):
             out.append((m.start(3), m.start(3) + len(value), SECRET, 0.8))
-    out += _scan_table(text, low, rules or compiled())
+    out += _scan_table(text, low, rules or compiled(), hits)
     return out
 
 
@@ -244,15 +249,16 @@ def _value_like(value: str) -> bool:
     return not (value.replace("-", "").replace(".", "").replace("/", "").isdigit())
 
 
-def cue_matches(low: str, rules) -> list[re.Match[str]]:
-    """Secret cue words at word starts, found from their stems."""
+def cue_matches(low: str, rules, hits: Hits | None = None) -> list[re.Match[str]]:
+    """Secret cue words at word starts, found from their stems (``hits``: as found in
+    ``low`` by needles.py, None to find them here)."""
+    if hits is None:
+        hits = Hits.direct(low)
     starts: list[int] = []
     for stem in rules.secret_stems:
-        i = low.find(stem)
-        while i >= 0:
+        for i in hits.positions(stem):
             if i == 0 or not low[i - 1].isalnum():
                 starts.append(i)
-            i = low.find(stem, i + 1)
     out = []
     match = rules.secret_cue.match
     for i in sorted(starts):
@@ -262,7 +268,7 @@ def cue_matches(low: str, rules) -> list[re.Match[str]]:
     return out
 
 
-def _scan_table(text: str, low: str, rules) -> list[Cand]:
+def _scan_table(text: str, low: str, rules, hits: Hits | None = None) -> list[Cand]:
     """Provider formats (rules.SECRET_PROVIDERS) and values after cue words (rules.SECRET_CUES)."""
     out: list[Cand] = []
     for hint, regex, group in _PROVIDERS:
@@ -272,7 +278,7 @@ def _scan_table(text: str, low: str, rules) -> list[Cand]:
                     if m.end() == len(text) or text[m.end()] not in _TOKEN_CHARS:
                         out.append((m.start(group), m.end(group), SECRET, 0.9))
     if len(low) == len(text):
-        for cue in cue_matches(low, rules):
+        for cue in cue_matches(low, rules, hits):
             stop = text.find("\n", cue.end())
             for n, m in enumerate(_TOKEN_RE.finditer(text, cue.end(), len(text) if stop < 0 else stop)):
                 if n >= _CUE_TOKENS or m.start() > cue.end() + CUE_REACH:

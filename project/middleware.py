@@ -171,9 +171,18 @@ class DatabaseUnavailableMiddleware:
 def pool_exhausted(exception: BaseException, pool) -> bool:
     """Whether a request waited out the timeout of `pool` (psycopg's, or None without one)
     because every connection of a full pool was in use (load), rather than because
-    connections to the database failed."""
+    connections to the database failed. A pool replacing connections it lost still counts
+    them as its own, so failed connection attempts since the last look decide first."""
     cause = exception if isinstance(exception, PoolTimeout) else exception.__cause__
     if pool is None or not isinstance(cause, PoolTimeout):
         return False
     stats = pool.get_stats()
+    errors = stats.get("connections_errors", 0)
+    failing = errors > _connection_errors_seen.get(id(pool), 0)
+    _connection_errors_seen[id(pool)] = errors
+    if failing:
+        return False
     return stats.get("pool_size", 0) >= stats.get("pool_max", 1) and stats.get("pool_available", 0) == 0
+
+
+_connection_errors_seen: dict[int, int] = {}  # id(pool) -> its failed connection attempts at the last look

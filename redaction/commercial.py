@@ -316,11 +316,11 @@ def scan_term_rules(text: str, low: str, rules, hits: Hits | None = None) -> lis
         hits = Hits.direct(low)
     out: list[Cand] = []
     n = len(low)
-    word_starts = _WORD_START_RE.finditer
     for hint, regex in rules.terms:
         occurrences = hits.positions(hint)
         if not occurrences:
             continue
+        word_starts = rules.term_starts[hint].finditer  # the word starts a match can begin at
         reach = 10 if hint == "%" else _TERM_REACH
         k, count = 0, len(occurrences)
         last = 0
@@ -350,6 +350,3 @@ _TERM_REACH = 40
 # The keywords this module finds in the lower-cased text (besides the rules' TERM_RULES
 # keywords): detect.py finds them all in one scan (needles.py).
 LOW_NEEDLES = (*_WORDCUR_HEADS, *(hint for hint, _ in _TERM_RES), *_KIND_STEMS, "%", "percent", "pct")
-# A word start as str.isalnum() sees it: an alphanumeric character (the regex's "\w" less
-# "_") not preceded by one. Its lookbehind sees the text before ``pos``.
-_WORD_START_RE = re.compile(r"(?<![^\W_])[^\W_]")

@@ -16,6 +16,14 @@ import re
 from typing import Iterable
 
 
+_FREQUENT = " etaoinsrhldcumfpgwybvkxjqz"
+
+
+def _frequent_first(ch: str) -> tuple[int, str]:
+    rank = _FREQUENT.find(ch)
+    return (rank if rank >= 0 else len(_FREQUENT), ch)
+
+
 def trie_pattern(words: Iterable[str]) -> str:
     """A regex for a set of literal words that matches what the alternation of the words,
     longest first, matches: at each node the longer words are tried before the word that
@@ -29,7 +37,9 @@ def trie_pattern(words: Iterable[str]) -> str:
         node[""] = None
 
     def build(node: dict) -> str:
-        alts = [re.escape(ch) + build(node[ch]) for ch in sorted(k for k in node if k)]
+        # The branches start with different characters, so their order changes no match;
+        # the engine tries them in turn, so the characters most frequent in text go first.
+        alts = [re.escape(ch) + build(node[ch]) for ch in sorted((k for k in node if k), key=_frequent_first)]
         if not alts:
             return ""
         body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"

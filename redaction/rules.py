@@ -11,6 +11,7 @@ number shapes defined below.
 from __future__ import annotations
 
 import re
+from re import _constants as _sre, _parser as _sre_parse
 
 from .needles import trie_pattern
 
@@ -245,6 +246,73 @@ class Compiled:
         # One alternation per keyword; the keyword's presence gates the scan.
         self.terms = tuple((hint, re.compile(r"\b(?:" + "|".join(f"(?:{p})" for p in pats) + ")"))
                            for hint, pats in rules.items())
+        # Per keyword, the word starts its alternation can match at: those whose character
+        # can begin a match (WORD_START_RE where that is not known).
+        self.term_starts = {hint: _word_starts(regex.pattern) for hint, regex in self.terms}
+
+
+# A word start as str.isalnum() sees it: an alphanumeric character (the regex's "\w" less
+# "_") not preceded by one. Its lookbehind sees the text before ``pos``.
+WORD_START_RE = re.compile(r"(?<![^\W_])[^\W_]")
+_CATEGORIES = {_sre.CATEGORY_DIGIT: r"\d", _sre.CATEGORY_NOT_DIGIT: r"\D", _sre.CATEGORY_SPACE: r"\s",
+               _sre.CATEGORY_NOT_SPACE: r"\S", _sre.CATEGORY_WORD: r"\w", _sre.CATEGORY_NOT_WORD: r"\W"}
+_ZERO_WIDTH = (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT)
+
+
+class _Unknown(Exception):
+    pass
+
+
+def _first_chars(pattern: str) -> str | None:
+    """A character class holding every character a match of ``pattern`` (no flags) can
+    start with, or None where the parse holds something this does not follow."""
+    items: list[str] = []
+
+    def seq(data) -> bool:  # adds the first characters of a sequence; True if it can match ""
+        for op, av in data:
+            if op in _ZERO_WIDTH:
+                continue  # zero width: the next item holds the first character
+            if op is _sre.LITERAL:
+                items.append(re.escape(chr(av)))
+                return False
+            if op is _sre.IN:
+                for kind, arg in av:
+                    if kind is _sre.LITERAL:
+                        items.append(re.escape(chr(arg)))
+                    elif kind is _sre.RANGE:
+                        items.append(re.escape(chr(arg[0])) + "-" + re.escape(chr(arg[1])))
+                    elif kind is _sre.CATEGORY and arg in _CATEGORIES:
+                        items.append(_CATEGORIES[arg])
+                    else:  # NEGATE and the rest
+                        raise _Unknown
+                return False
+            if op is _sre.BRANCH:
+                if not any([seq(branch) for branch in av[1]]):  # every branch, not just up to one
+                    return False
+                continue
+            if op is _sre.SUBPATTERN:
+                if av[1] or av[2]:  # inline flags
+                    raise _Unknown
+                if not seq(av[3]):
+                    return False
+                continue
+            if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+                if not seq(av[2]) and av[0] > 0:
+                    return False
+                continue
+            raise _Unknown
+        return True
+
+    try:
+        empty = seq(_sre_parse.parse(pattern))
+    except (_Unknown, re.error):
+        return None
+    return None if empty or not items else "[" + "".join(items) + "]"
+
+
+def _word_starts(pattern: str) -> re.Pattern[str]:
+    first = _first_chars(pattern)
+    return WORD_START_RE if first is None else re.compile(rf"(?<![^\W_])(?={first})[^\W_]")
 
 
 _COMPILED: dict[frozenset[str], Compiled] = {}

@@ -70,7 +70,9 @@ _PREFIX_GROUPS = _prefix_groups(_PREFIX_HINTS)
 _KV_STEMS = ("pass", "pwd", "secret", "key", "token")
 # The keywords this module finds in the lower-cased text (besides the rules' secret cue
 # stems): detect.py finds them all in one scan (needles.py).
-LOW_NEEDLES = (*_KV_STEMS, "bearer", "secret", "aws", "secretaccesskey")
+_PREFIX_LOWER = tuple(tuple(hint.lower() for hint in hints) for _, hints in _PREFIX_GROUPS)
+LOW_NEEDLES = (*_KV_STEMS, "bearer", "secret", "aws", "secretaccesskey", "eyj", *(h for group in _PREFIX_LOWER for h in group),
+               *(hint.lower() for _, hint, _, _ in SECRET_PROVIDERS if len(hint) > 1))
 
 
 def _stem_offsets() -> dict[str, tuple[int, ...]]:
@@ -196,20 +198,23 @@ def scan_secrets(text: str, low: str | None = None, rules=None, hits: Hits | Non
             out.append((m.start(), m.end(), SECRET, 1.0))
     # Every branch of _PREFIXED_RE starts with one of _PREFIX_HINTS, so it can
     # only match where one occurs.
-    heads = [i for head, hints in _PREFIX_GROUPS for i in _find_all(text, head) if text.startswith(hints, i)]
+    if low is None:
+        low = text.lower()
+    if hits is None:
+        hits = Hits.direct(low)
+    # A hint in the text is in the lower-cased text too, where the keyword scan found or
+    # ruled it out: the case-sensitive str.find passes run only where it may be.
+    heads = [i for (head, hints), lowered in zip(_PREFIX_GROUPS, _PREFIX_LOWER) if any(h in hits for h in lowered)
+             for i in _find_all(text, head) if text.startswith(hints, i)]
     if heads:
         heads.sort()
         for m in _matches_at(_PREFIXED_RE, text, heads):
             if _starts_token(text, m.start()):
                 out.append((m.start(), m.end(), SECRET, 0.95))
-    if "eyJ" in text:
+    if "eyj" in hits and "eyJ" in text:
         for m in _JWT_RE.finditer(text):
             if _starts_token(text, m.start()) and _jwt_header_ok(m.group(1)):
                 out.append((m.start(), m.end(), SECRET, 1.0))
-    if low is None:
-        low = text.lower()
-    if hits is None:
-        hits = Hits.direct(low)
     if "bearer" in hits:
         heads = sorted(_find_all(text, "Bearer") + _find_all(text, "bearer"))  # _BEARER_RE's heads
         for m in _matches_at(_BEARER_RE, text, heads):
@@ -271,8 +276,10 @@ def cue_matches(low: str, rules, hits: Hits | None = None) -> list[re.Match[str]
 def _scan_table(text: str, low: str, rules, hits: Hits | None = None) -> list[Cand]:
     """Provider formats (rules.SECRET_PROVIDERS) and values after cue words (rules.SECRET_CUES)."""
     out: list[Cand] = []
+    if hits is None:
+        hits = Hits.direct(low)
     for hint, regex, group in _PROVIDERS:
-        if hint in text:
+        if (len(hint) == 1 or hint.lower() in hits) and hint in text:
             for m in regex.finditer(text):
                 if group or _starts_token(text, m.start()):
                     if m.end() == len(text) or text[m.end()] not in _TOKEN_CHARS:

@@ -77,3 +77,31 @@ def test_reprs_show_sizes_only():
     hits = NeedleIndex(["secret"]).scan("my secret is hunter2")
     assert "hunter2" not in repr(hits) and "secret" not in repr(hits)
     assert "secret" not in repr(NeedleIndex(["secret"]))
+
+
+def test_first_characters_of_patterns():
+    from redaction.rules import _first_chars  # noqa: PLC0415
+
+    assert _first_chars(r"\bnet[\s-]?\d") == "[n]"
+    assert _first_chars(r"(?:a|b?c)x") == "[abc]"
+    assert _first_chars(r"\d{0,2}%") is not None and re.fullmatch(_first_chars(r"\d{0,2}%"), "%")
+    assert _first_chars(r"x?") is None  # can match the empty string: any start
+    assert _first_chars(r"[^a]b") is None and _first_chars(r"(?i:a)") is None and _first_chars(r".a") is None
+
+
+def test_term_word_starts_keep_every_start_that_matches():
+    """Every word start near a keyword at which the keyword's rules match is one the
+    narrowed word-start regex reports (it only drops starts that cannot match)."""
+    from redaction.rules import WORD_START_RE  # noqa: PLC0415
+
+    texts = [t.lower() for t in corpus_texts()]
+    for langs in (None, ["nl"], ["de", "it"]):
+        rules = compiled(langs)
+        for hint, regex in rules.terms:
+            narrowed = rules.term_starts[hint]
+            for low in texts:
+                for i in find_all(low, hint):
+                    lo, hi = max(0, i - 40), min(len(low), i + len(hint) + 160)
+                    matching = [w.start() for w in WORD_START_RE.finditer(low, lo, i + 1) if regex.match(low, w.start(), hi)]
+                    kept = {w.start() for w in narrowed.finditer(low, lo, i + 1)}
+                    assert set(matching) <= kept, hint

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from sqlite3 import connect
 
 import httpx
 import pytest
@@ -54,8 +55,6 @@ def test_two_workers_share_the_port_restart_and_drain(tmp_path):
         for _ in range(30):
             response = generate(url, key)
             assert response.status_code == 200
-        from sqlite3 import connect
-
         with connect(tmp_path / "sluice.sqlite3") as connection:
             owners = {row[0] for row in connection.execute("SELECT owner FROM generation_generation")}
         assert len(owners) == 2  # the kernel spread the connections over both processes
@@ -72,7 +71,12 @@ def test_two_workers_share_the_port_restart_and_drain(tmp_path):
                 break
             time.sleep(0.5)
         assert victim not in workers_of(supervisor.pid) and len(workers_of(supervisor.pid)) == 2
-        while (tmp_path / "serve.log").read_text().count("Listening on TCP address") < 3:  # the replacement serves
+        while True:  # the replacement serves: a row written by an owner neither first worker was
+            assert generate(url, key).status_code == 200
+            with connect(tmp_path / "sluice.sqlite3") as connection:
+                now = {row[0] for row in connection.execute("SELECT owner FROM generation_generation")}
+            if now - owners:
+                break
             assert time.monotonic() < deadline
             time.sleep(0.2)
 

@@ -4,6 +4,7 @@ them), sizes their llama.cpp threads so N x threads fits the cores, forwards SIG
 SIGINT for a graceful drain, and restarts a worker that dies while it is not stopping."""
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import resource
@@ -71,6 +72,20 @@ def open_files_warning(limit: int, *, streams: int) -> str | None:
     )
 
 
+def _stop_with_parent(parent: int):
+    """What a worker runs before it starts (Linux): SIGTERM, so a graceful drain, when the
+    supervisor dies, even by SIGKILL, which gives it no chance to stop its workers; without
+    it they would keep serving on the shared socket with no one to replace or stop them."""
+
+    def arm() -> None:
+        if sys.platform.startswith("linux"):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # it died before the line above
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
 class Supervisor:
     """Runs `workers` copies of `serve --fd` and keeps them running until told to stop."""
 
@@ -109,7 +124,7 @@ class Supervisor:
             sys.executable, str(Path(sys.argv[0]).resolve()), "serve", "--fd", str(sock.fileno()),
             "--host", self.host, "--port", str(self.port), *self.extra_args,
         ]
-        return subprocess.Popen(command, env=env, pass_fds=(sock.fileno(),))
+        return subprocess.Popen(command, env=env, pass_fds=(sock.fileno(),), preexec_fn=_stop_with_parent(os.getpid()))
 
     def _stop(self, signum, frame) -> None:
         if self.stopping:  # a second signal: stop now

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from sqlite3 import connect
 
 import httpx
@@ -87,3 +88,52 @@ def test_two_workers_share_the_port_restart_and_drain(tmp_path):
         if supervisor.poll() is None:
             supervisor.kill()
             supervisor.wait()
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path):
+    """SIGKILL gives the supervisor no chance to stop its workers: they must not keep serving
+    on the shared socket with no one to replace or stop them."""
+    env = server_env(tmp_path)
+    env.pop("SLUICE_PROCESSES", None)
+    manage(env, "migrate", "--no-input", "-v", "0")
+    manage(env, "collectstatic", "--no-input", "-v", "0")
+    key = manage(env, "create_api_key", "--name", "workers").strip()
+    port = free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    supervisor = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", "2", "--no-access-log"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                workers = workers_of(supervisor.pid)
+                if len(workers) == 2 and generate(url, key).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        assert len(workers) == 2
+        supervisor.kill()
+        supervisor.wait()
+        deadline = time.monotonic() + 60
+        while any(alive(pid) for pid in workers):  # each drains (SIGTERM) and exits
+            assert time.monotonic() < deadline, "a worker outlived its supervisor"
+            time.sleep(0.2)
+        with pytest.raises(httpx.TransportError):
+            generate(url, key)
+    finally:
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -102,10 +102,14 @@ class Command(BaseCommand):
         stopping = False
 
         async def shut_down():
-            cancelled = await drain(grace=settings.SLUICE_SHUTDOWN_GRACE_SECONDS)
-            await asyncio.to_thread(process_unregister)
-            self.stderr.write(f"Stopped ({cancelled} generation(s) cancelled at shutdown).")
-            reactor.stop()
+            try:
+                cancelled = await drain(grace=settings.SLUICE_SHUTDOWN_GRACE_SECONDS)
+                await asyncio.to_thread(process_unregister)
+                self.stderr.write(f"Stopped ({cancelled} generation(s) cancelled at shutdown).")
+            except Exception as exc:  # noqa: BLE001 - the process must stop all the same
+                self.stderr.write(f"Stopped; the shutdown failed part-way ({type(exc).__name__}).")
+            finally:
+                reactor.stop()
 
         def on_signal(signum, frame):
             nonlocal stopping

@@ -4,7 +4,7 @@ import asyncio
 import pytest
 
 from generation.models import Generation
-from tests.support.asgi import call, finished_row
+from tests.support.asgi import call, finished_row, newest_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/v1/generations"
@@ -154,8 +154,7 @@ async def test_explicit_cancel_ends_the_stream_with_cancelled(scripted, auth_hea
     scripted.script = ["x"] * 300
     scripted.token_delay = 0.01
     stream = asyncio.create_task(call(URL, body={"prompt": "x", "max_tokens": 300}, headers=auth_headers))
-    await asyncio.sleep(0.2)
-    row = await Generation.objects.alatest()
+    row = await newest_row()
     other_headers = {"Authorization": f"Bearer {(await _other_key())[1]}"}
     assert (await call(f"{URL}/{row.request_id}/cancel", headers=other_headers)).status == 404
     cancel = await call(f"{URL}/{row.request_id}/cancel", headers=auth_headers)

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from generation.models import Generation
-from tests.support.asgi import call, finished_row
+from tests.support.asgi import call, finished_row, newest_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHAT, COMPLETIONS = "/v1/chat/completions", "/v1/completions"
@@ -148,8 +148,7 @@ async def test_a_cancelled_stream_ends_with_an_error_chunk_and_no_done(scripted,
     scripted.script = ["x"] * 300
     scripted.token_delay = 0.01
     stream = asyncio.create_task(call(CHAT, body=chat(stream=True, max_tokens=300), headers=auth_headers))
-    await asyncio.sleep(0.2)
-    row = await latest_row()
+    row = await newest_row()
     cancel = await call(f"/api/v1/generations/{row.request_id}/cancel", headers=auth_headers)  # the native endpoint
     assert cancel.status == 202
     error = assert_ends_with_error_chunk(await stream, "cancelled", "invalid_request_error")

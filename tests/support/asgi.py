@@ -107,6 +107,19 @@ async def finished_row(request_id, timeout: float = 2.0):
     raise AssertionError(f"generation {request_id} still {row.status} after {timeout}s")
 
 
+async def newest_row(timeout: float = 10.0):
+    """The newest Generation row, once a request in flight has written it (under load that
+    takes more than a moment)."""
+    from generation.models import Generation
+
+    for _ in range(int(timeout / 0.02)):
+        row = await Generation.objects.order_by("-created_at").afirst()
+        if row is not None:
+            return row
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no generation row after {timeout}s")
+
+
 @functools.cache
 def application():
     """Built once: get_asgi_application() runs django.setup(), which re-applies LOGGING."""

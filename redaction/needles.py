@@ -49,6 +49,7 @@ def trie_pattern(words: Iterable[str]) -> str:
 
 
 def find_all(hay: str, needle: str) -> list[int]:
+    """Every start of `needle` in `hay`, overlapping ones included, in order."""
     out = []
     i = hay.find(needle)
     while i >= 0:

@@ -11,7 +11,7 @@ import json
 import os
 import re
 
-from .needles import Hits
+from .needles import Hits, find_all
 from .rules import SECRET_PROVIDERS, compiled
 from .spans import SECRET, URL_CREDENTIALS, Cand
 
@@ -165,15 +165,6 @@ def _kv_matches(kv: re.Pattern[str], hay: str, low: str, hits: Hits | None = Non
     return out
 
 
-def _find_all(hay: str, needle: str) -> list[int]:
-    out = []
-    i = hay.find(needle)
-    while i >= 0:
-        out.append(i)
-        i = hay.find(needle, i + 1)
-    return out
-
-
 def _matches_at(regex: re.Pattern[str], text: str, starts: list[int]) -> list[re.Match[str]]:
     """``list(regex.finditer(text))`` for a case-sensitive regex that can only
     match at ``starts`` (sorted): str.find for its literal heads is much cheaper
@@ -205,7 +196,7 @@ def scan_secrets(text: str, low: str | None = None, rules=None, hits: Hits | Non
     # A hint in the text is in the lower-cased text too, where the keyword scan found or
     # ruled it out: the case-sensitive str.find passes run only where it may be.
     heads = [i for (head, hints), lowered in zip(_PREFIX_GROUPS, _PREFIX_LOWER) if any(h in hits for h in lowered)
-             for i in _find_all(text, head) if text.startswith(hints, i)]
+             for i in find_all(text, head) if text.startswith(hints, i)]
     if heads:
         heads.sort()
         for m in _matches_at(_PREFIXED_RE, text, heads):
@@ -216,7 +207,7 @@ def scan_secrets(text: str, low: str | None = None, rules=None, hits: Hits | Non
             if _starts_token(text, m.start()) and _jwt_header_ok(m.group(1)):
                 out.append((m.start(), m.end(), SECRET, 1.0))
     if "bearer" in hits:
-        heads = sorted(_find_all(text, "Bearer") + _find_all(text, "bearer"))  # _BEARER_RE's heads
+        heads = sorted(find_all(text, "Bearer") + find_all(text, "bearer"))  # _BEARER_RE's heads
         for m in _matches_at(_BEARER_RE, text, heads):
             if (m.start() == 0 or not text[m.start() - 1].isalpha()) and _tokenish(m.group(1)):
                 out.append((m.start(1), m.end(1), SECRET, 0.9))

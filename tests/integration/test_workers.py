@@ -30,7 +30,8 @@ def workers_of(pid: int) -> list[int]:
     return [int(child) for child in found]
 
 
-def test_two_workers_share_the_port_restart_and_drain(tmp_path):
+def start_two_workers(tmp_path) -> tuple[subprocess.Popen, str, str]:
+    """`serve --workers 2` on a fresh database: (the supervisor, its URL, an API key)."""
     env = server_env(tmp_path)
     env.pop("SLUICE_PROCESSES", None)
     manage(env, "migrate", "--no-input", "-v", "0")
@@ -43,6 +44,11 @@ def test_two_workers_share_the_port_restart_and_drain(tmp_path):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
+    return supervisor, url, key
+
+
+def test_two_workers_share_the_port_restart_and_drain(tmp_path):
+    supervisor, url, key = start_two_workers(tmp_path)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -93,18 +99,7 @@ def test_two_workers_share_the_port_restart_and_drain(tmp_path):
 def test_workers_stop_when_the_supervisor_is_killed(tmp_path):
     """SIGKILL gives the supervisor no chance to stop its workers: they must not keep serving
     on the shared socket with no one to replace or stop them."""
-    env = server_env(tmp_path)
-    env.pop("SLUICE_PROCESSES", None)
-    manage(env, "migrate", "--no-input", "-v", "0")
-    manage(env, "collectstatic", "--no-input", "-v", "0")
-    key = manage(env, "create_api_key", "--name", "workers").strip()
-    port = free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    supervisor = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", "2", "--no-access-log"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    supervisor, url, key = start_two_workers(tmp_path)
     workers: list[int] = []
     try:
         deadline = time.monotonic() + 120

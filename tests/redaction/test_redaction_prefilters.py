@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from redaction import TermMatcher, commercial, detect, phones, pii, secrets
+from redaction.needles import find_all
 from redaction.rules import compiled
 from redaction.shadow import classes, classes_and_lower
 from redaction.spans import _RANK, _TERM_RANK, resolve_cands
@@ -327,8 +328,8 @@ def test_prefix_groups_hold_every_hint_under_its_head():
 @settings(max_examples=400, deadline=None)
 @given(pieces(*secrets._PREFIX_HINTS, "sk", "gh", "github", "ghp", "AIz", "x" * 40, "A1b2" * 10, "_", "-"))
 def test_grouped_prefix_heads_match_one_find_per_hint(text):
-    plain = sorted(i for h in secrets._PREFIX_HINTS for i in secrets._find_all(text, h))
-    grouped = sorted(i for head, hints in secrets._PREFIX_GROUPS for i in secrets._find_all(text, head)
+    plain = sorted(i for h in secrets._PREFIX_HINTS for i in find_all(text, h))
+    grouped = sorted(i for head, hints in secrets._PREFIX_GROUPS for i in find_all(text, head)
                      if text.startswith(hints, i))
     assert grouped == plain
 

@@ -81,7 +81,7 @@ class RemoteBackend:
         if self.config.prompt_format == "tokens":
             prompt: object = list(prompt_tokens)
         else:
-            prompt = self.tokenizer.as_engine_text(list(prompt_tokens))
+            prompt = self.tokenizer.as_engine_text(prompt_tokens)
             if prompt is None:
                 raise BackendError("prompt has no text form the upstream reads back exactly; see SLUICE_UPSTREAM_PROMPT")
         # Sluice's own sampler settings (the llama.cpp backend's), so a request samples

@@ -18,6 +18,18 @@ from .chat_template import FALLBACK_TEMPLATES, ChatTemplate
 from .llamacpp import _init_llama_backend, token_piece, tokenize_prompt
 
 
+class PromptTokens(list):
+    """A plain-text prompt's tokens with that text, which an engine reads back into exactly
+    these tokens: the text holds no control-token text, the only thing an engine (which
+    parses control tokens in a prompt) reads differently from Sluice's tokenizer."""
+
+    __slots__ = ("engine_text",)
+
+    def __init__(self, tokens: list[int], engine_text: str) -> None:
+        super().__init__(tokens)
+        self.engine_text = engine_text
+
+
 class VocabTokenizer:
     """Tokens exactly as the llama.cpp backend makes them; see LlamaCppBackend.tokenize."""
 
@@ -31,6 +43,9 @@ class VocabTokenizer:
             raise BackendError("could not load the tokenizer from the model file") from exc
         self._lock = threading.Lock()
         self._pieces: dict[int, bytes] = {}
+        self._control_texts = _control_texts(self._model.vocab)
+        self._control_lengths = sorted({len(text) for text in self._control_texts})
+        self._control_starts = "".join(sorted({text[0] for text in self._control_texts}))
         metadata = self._model.metadata()
         architecture = metadata.get("general.architecture", "")
         self.context_length = int(metadata.get(f"{architecture}.context_length", 0) or 0)
@@ -49,12 +64,30 @@ class VocabTokenizer:
         )
 
     def tokenize(self, text: str) -> list[int]:
-        return tokenize_prompt(self._model, text)
+        tokens = tokenize_prompt(self._model, text)
+        if type(text) is str and not self.has_control_text(text):  # a ChatPrompt is tokenized by parts
+            return PromptTokens(tokens, text)
+        return tokens
+
+    def has_control_text(self, text: str) -> bool:
+        """Whether `text` holds the text of a control (or unknown) token anywhere."""
+        for start in self._control_starts:
+            at = text.find(start)
+            while at >= 0:
+                if any(text[at : at + length] in self._control_texts for length in self._control_lengths):
+                    return True
+                at = text.find(start, at + 1)
+        return False
 
     def as_engine_text(self, tokens: list[int]) -> str | None:
         """The prompt as text an engine reads back into exactly `tokens` (it adds the BOS and
         parses control tokens in text), or None when no such text exists: control-token
-        text typed by a user would become control tokens there."""
+        text typed by a user would become control tokens there. Tokens `tokenize` made from a
+        text without control-token text carry that text; others are rebuilt from their
+        pieces, and that text is tokenized again to check it."""
+        if isinstance(tokens, PromptTokens):
+            return tokens.engine_text
+        tokens = list(tokens)
         body = tokens[1:] if self.add_bos and tokens[:1] == [self.bos] else tokens
         with self._lock:
             for token in body:
@@ -70,3 +103,15 @@ class VocabTokenizer:
 
     def close(self) -> None:
         self._model.close()
+
+
+def _control_texts(vocab) -> frozenset[str]:
+    """The texts llama.cpp reads as control tokens only when asked to parse them (its
+    tokenizer_st_partition skips CONTROL and UNKNOWN tokens unless parse_special)."""
+    kinds = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
+    texts = (
+        llama_cpp.llama_vocab_get_text(vocab, token).decode("utf-8", errors="replace")
+        for token in range(llama_cpp.llama_vocab_n_tokens(vocab))
+        if llama_cpp.llama_vocab_get_attr(vocab, token) & kinds
+    )
+    return frozenset(text for text in texts if text)

@@ -5,12 +5,14 @@ import threading
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from generation.backends.base import BackendError, CancelFlag, SamplingParams
 from generation.backends.model_files import embedded_model_file
 from generation.backends.remote import RemoteBackend
 from generation.backends.remote_config import PoolConfig, parse_upstreams
-from generation.backends.remote_tokenizer import VocabTokenizer
+from generation.backends.remote_tokenizer import PromptTokens, VocabTokenizer
 from generation.lifecycle.worker import run_model
 from tests.support.fake_upstream import FakeUpstream, Script
 
@@ -69,6 +71,24 @@ def test_token_prompts_and_control_token_text(tokenizer, upstreams):
     with pytest.raises(BackendError):  # as text an engine would read <end_of_turn> as a control token
         list(generate(text_backend, "Hello <end_of_turn> there"))
     assert len(upstreams[0].requests) == 1
+
+
+PROMPT_PARTS = ["Hello", " there", "  ", "\n\n", "<", ">", "<end_of_turn>", "<start_of_turn>", "<unused7>",
+                "[multimodal]", "<b>bold</b>", "café", " 🧀", "\t", "<eos", "of_turn>", "Ünïcode", "[EMAIL_1]"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(st.sampled_from(PROMPT_PARTS), max_size=12))
+def test_a_prompt_sent_as_its_own_text_reads_back_into_its_tokens(tokenizer, parts):
+    text = "".join(parts)
+    tokens = tokenizer.tokenize(text)
+    engine_reads = tokenizer._model.tokenize(text.encode(), add_bos=tokenizer.add_bos, special=True)
+    if isinstance(tokens, PromptTokens):  # sent as is, without re-tokenizing
+        assert tokens.engine_text == text and engine_reads == list(tokens)
+        assert tokenizer.as_engine_text(tokens) == text
+    else:  # control-token text: an engine would read it as control tokens
+        assert tokenizer.has_control_text(text) and engine_reads != list(tokens)
+        assert tokenizer.as_engine_text(tokens) is None
 
 
 @pytest.mark.parametrize("status, cools_down", [(503, True), (429, False)])

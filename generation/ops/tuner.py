@@ -48,9 +48,10 @@ class Streams:
         return self.tokens / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def run_streams(backend: Backend, prompts: Sequence[list[int]], max_tokens: int) -> Streams:
-    """Start one stream per prompt at once, on slots 0..n-1; time every token."""
+def run_streams(backend: Backend, prompts: Sequence[str | list[int]], max_tokens: int) -> Streams:
+    """Start one stream per prompt (text or tokens) at once, on slots 0..n-1; time every token."""
     params = SamplingParams(max_tokens=max_tokens, temperature=0)
+    prompts = [backend.tokenize(prompt) if isinstance(prompt, str) else prompt for prompt in prompts]
     stamps: list[list[float]] = [[] for _ in prompts]
     starts = [0.0] * len(prompts)
     errors: list[BaseException] = []
@@ -118,8 +119,9 @@ class Tuner:
         self._load_s = 0.0  # the slowest load and warm-up seen
         self._started = clock()  # the budget counts from here, or from run()
 
-    def prompts(self, backend: Backend, count: int) -> list[list[int]]:
-        """`count` prompts unlike any before them in this run (different from their first word)."""
+    def prompts(self, backend, count: int) -> list[str | list[int]]:
+        """`count` prompts unlike any before them in this run (different from their first word):
+        texts, or with `prompt_tokens` set, tokens cut to that length."""
         found = []
         for _ in range(count):
             index, self.prompt_index = self.prompt_index, self.prompt_index + 1
@@ -130,8 +132,16 @@ class Tuner:
                                  for k in range(self.prompt_tokens // 8))
                 found.append(backend.tokenize(f"{lines}\n{text}")[: self.prompt_tokens])
             else:
-                found.append(backend.tokenize(text))
+                found.append(text)
         return found
+
+    def run_streams(self, subject, count: int, max_tokens: int) -> Streams:
+        """`count` fresh streams on `subject`: a backend, or a served configuration
+        (generation/ops/served_tuning.py) that runs the streams itself."""
+        prompts = self.prompts(subject, count)
+        if hasattr(subject, "run_streams"):
+            return subject.run_streams(prompts, max_tokens)
+        return run_streams(subject, prompts, max_tokens)
 
     def steps(self, config: Config) -> list[int]:
         """The levels measured for `config` (1 is the lone stream, run twice)."""
@@ -184,7 +194,7 @@ class Tuner:
         config, began = row.config, self.clock()
         backend = self.load(config)
         try:
-            run_streams(backend, self.prompts(backend, min(config.slots, 4)), 2)  # first decodes allocate: not counted
+            self.run_streams(backend, min(config.slots, 4), 2)  # first decodes allocate: not counted
             self._load_s = max(self._load_s, self.clock() - began)
             for level in self.steps(config):
                 runs = 2 if level == 1 else 1
@@ -212,13 +222,13 @@ class Tuner:
         """`runs` runs of `level` streams, and up to two more while the best one shared the
         cores with other work, or a lone stream misses the 5% rule: other work only ever
         slows a run down, so a rerun may show the machine's own speed."""
-        results = [run_streams(backend, self.prompts(backend, level), self.tokens) for _ in range(runs)]
+        results = [self.run_streams(backend, level, self.tokens) for _ in range(runs)]
         for _ in range(2):
             disturbed = max(self._share(result, config) for result in results) < BUSY_SHARE
             missed = level == 1 and best_lone and max(map(_decode_rate, results)) < (1 - LONE_TOLERANCE) * best_lone
             if not (disturbed or missed) or self._over_budget(level=level, streams=level, budget=budget):
                 break
-            results.append(run_streams(backend, self.prompts(backend, level), self.tokens))
+            results.append(self.run_streams(backend, level, self.tokens))
         return results
 
     def _record(self, row: Row, level: int, results: Sequence[Streams], *, started: float) -> None:
@@ -269,7 +279,7 @@ class Tuner:
                 self.progress(done, total, f"{row.config.label}: confirming")
                 backend = self.load(row.config)
                 try:
-                    run_streams(backend, self.prompts(backend, min(row.config.slots, 4)), 2)
+                    self.run_streams(backend, min(row.config.slots, 4), 2)
                     for streams in dict.fromkeys((1, level)):
                         t0 = self.clock()
                         self._record(row, streams, self._runs(backend, row.config, streams, 1, budget=self.limit_s),

@@ -72,7 +72,7 @@ def open_files_warning(limit: int, *, streams: int) -> str | None:
     )
 
 
-def _stop_with_parent(parent: int):
+def stop_with_parent(parent: int):
     """What a worker runs before it starts (Linux): SIGTERM, so a graceful drain, when the
     supervisor dies, even by SIGKILL, which gives it no chance to stop its workers; without
     it they would keep serving on the shared socket with no one to replace or stop them."""
@@ -124,7 +124,7 @@ class Supervisor:
             sys.executable, str(Path(sys.argv[0]).resolve()), "serve", "--fd", str(sock.fileno()),
             "--host", self.host, "--port", str(self.port), *self.extra_args,
         ]
-        return subprocess.Popen(command, env=env, pass_fds=(sock.fileno(),), preexec_fn=_stop_with_parent(os.getpid()))
+        return subprocess.Popen(command, env=env, pass_fds=(sock.fileno(),), preexec_fn=stop_with_parent(os.getpid()))
 
     def _stop(self, signum, frame) -> None:
         if self.stopping:  # a second signal: stop now

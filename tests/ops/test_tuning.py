@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from generation.backends.cpu import threads_per_process
+from generation.ops import served_tuning
 from generation.ops.tuner import Tuner
 from generation.ops.tuning import Config, Row, choose, plan, table
 from project import tuning
@@ -270,6 +271,37 @@ def test_figures_whose_every_run_shared_the_cores_are_marked():
     assert not Row(Config("batched", 2, 2, 256), cpu_share={1: 0.97}).disturbed(1)
 
 
+class RecordedResponse:
+    """An SSE response as http.client hands it over: a status and lines."""
+
+    def __init__(self, body: bytes, status: int = 200) -> None:
+        self.status, self._lines = status, iter(body.splitlines(keepends=True))
+
+    def readline(self) -> bytes:
+        return next(self._lines, b"")
+
+
+def sse(*events) -> bytes:
+    return b"".join(f"id: {n}\nevent: {name}\ndata: {json.dumps(data)}\n\n".encode()
+                    for n, (name, data) in enumerate(events, 1))
+
+
+def test_a_served_stream_counts_each_deltas_new_tokens_and_must_end_done():
+    stamps = []
+    body = sse(("accepted", {}), ("started", {}), ("delta", {"text": "A", "tokens": 1}),
+               ("delta", {"text": " big one", "tokens": 3}), ("delta", {"text": "!", "tokens": 3}),
+               ("done", {"usage": {"completion_tokens": 3}}))
+    served_tuning._read_stream(RecordedResponse(b": keep-alive\n\n" + body), stamps)
+    assert [tokens for _, tokens in stamps] == [1, 2]  # the guard's last word carried no new token
+    for ending in (("cancelled", {"reason": "shutdown"}), ("error", {"code": "model_error"})):
+        with pytest.raises(RuntimeError, match=f"ended {ending[0]}"):
+            served_tuning._read_stream(RecordedResponse(sse(("delta", {"text": "A", "tokens": 1}), ending)), [])
+    with pytest.raises(RuntimeError, match="without its terminal event"):
+        served_tuning._read_stream(RecordedResponse(sse(("delta", {"text": "A", "tokens": 1}))), [])
+    with pytest.raises(RuntimeError, match="answered 429"):
+        served_tuning._read_stream(RecordedResponse(b"", status=429), [])
+
+
 def test_serve_prints_each_value_with_where_it_came_from(settings):
     from generation.management.commands.serve import configuration_in_effect
 
@@ -302,6 +334,8 @@ def test_tune_measures_the_real_model_and_a_new_process_takes_its_choice(tmp_pat
     assert "1 stream" in out and "p95 ms" in out and f"Wrote {tmp_path / 'tuning.json'}" in out, out
     written = json.loads((tmp_path / "tuning.json").read_text())
     assert written["values"]["SLUICE_N_THREADS"] == int(threads) and written["values"]["SLUICE_SLOTS"] == 2, out
+    assert written["measured"] == "served" and "served by its own `manage.py serve`" in out, out
+    assert all(row["aggregate_tokens_per_second"]["2"] > 0 for row in written["rows"]), written  # read over HTTP
     assert written["fingerprint"]["cpu"]["cores"] >= 1 and written["rows"] and written["finalist_rows"], out
 
     seen = settings_of_a_new_process(env)

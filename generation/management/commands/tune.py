@@ -2,6 +2,7 @@
 configuration that serves the expected concurrency best to the tuning file (docs/cli.md)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -16,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from generation.backends.cpu import threads_per_process, usable_cores
 from generation.backends.llamacpp import ENGINES, LlamaCppBackend
 from generation.backends.model_files import configured_model_file
+from generation.ops.served_tuning import ServedTuning
 from generation.ops.tuner import Outcome, Tuner
 from generation.ops.tuning import LEVELS, Config, Row, choose, physical_cores, plan, table
 from project import tuning
@@ -56,6 +58,9 @@ class Command(BaseCommand):
         parser.add_argument("--n-batch", type=int, nargs="+", help="n_batch values (default: 256 and 128)")
         parser.add_argument("--long-prompt-tokens", type=int, default=384, help="prompt length of the n_batch pass")
         parser.add_argument("--output", help="the tuning file (default: SLUICE_TUNING_FILE, var/tuning.json)")
+        parser.add_argument("--in-process", action="store_true",
+                            help="measure the backend in this process, not each configuration as served (faster; "
+                                 "leaves out what serving costs per token)")
         parser.add_argument("--dry-run", action="store_true", help="measure and print, write nothing")
         parser.add_argument("--force", action="store_true",
                             help="write even when other work took the cores during the deciding runs")
@@ -63,7 +68,7 @@ class Command(BaseCommand):
                             help="do nothing when the tuning file already matches this model and CPU (make run)")
 
     def handle(self, *args, budget_seconds, expected_concurrency, tokens, long_prompt_tokens, output, dry_run,
-               force, if_needed, **options):
+               force, if_needed, in_process, **options):
         path = Path(output) if output else settings.SLUICE_TUNING_FILE
         off = tuning.off_reason(switch=settings.SLUICE_TUNING or not if_needed, upstreams=settings.SLUICE_UPSTREAMS,
                                 backend=settings.SLUICE_BACKEND)
@@ -112,8 +117,16 @@ class Command(BaseCommand):
         started = time.monotonic()
         configs = plan(threads=grid["threads"], slots=grid["slots"], engines=grid["engines"],
                        n_batch=grid["n_batch"][0])
-        result = self._measure(load, configs, grid["n_batch"], tokens=tokens, concurrency=expected_concurrency,
-                               budget_s=budget_seconds, long_prompt_tokens=long_prompt_tokens)
+        with contextlib.ExitStack() as stack:
+            if in_process:
+                serve = load
+            else:
+                self.stdout.write("Each configuration is served by its own `manage.py serve` on loopback and measured "
+                                  "through the SSE API (the n_batch pass: in this process).")
+                serve = stack.enter_context(ServedTuning(model.path)).start
+            result = self._measure(serve, load, configs, grid["n_batch"], tokens=tokens,
+                                   concurrency=expected_concurrency, budget_s=budget_seconds,
+                                   long_prompt_tokens=long_prompt_tokens)
         elapsed = time.monotonic() - started
         self._report(result, concurrency=expected_concurrency, elapsed=elapsed, long_prompt_tokens=long_prompt_tokens)
         if not result.values:
@@ -135,6 +148,7 @@ class Command(BaseCommand):
             "fingerprint": current,
             "values": result.values,
             "expected_concurrency": expected_concurrency,
+            "measured": "in-process" if in_process else "served",
             "tokens_per_stream": tokens,
             "long_prompt_tokens": long_prompt_tokens,
             "budget_seconds": budget_seconds,
@@ -150,13 +164,15 @@ class Command(BaseCommand):
         self.stdout.write(f"Wrote {path}: serve uses it for the values not set in the environment "
                           f"(SLUICE_TUNING=false ignores it).")
 
-    def _measure(self, load, configs, n_batches, *, tokens, concurrency, budget_s, long_prompt_tokens) -> Result:
-        """The grid (up to 65% of the budget), the finalists again, interleaved (up to 85%),
-        then n_batch on the choice with long prompts (the rest)."""
+    def _measure(self, serve, load, configs, n_batches, *, tokens, concurrency, budget_s,
+                 long_prompt_tokens) -> Result:
+        """The grid (up to 65% of the budget) and the finalists again, interleaved (up to 85%),
+        each configuration from `serve`; then n_batch on the choice with long prompts (the
+        rest), with backends from `load`."""
         started = time.monotonic()
         progress = Progress(sys.stderr, budget_s)
         cores = None if settings.SLUICE_N_GPU_LAYERS else usable_cores()  # CPU share means nothing on a GPU
-        tuner = Tuner(load=load, configs=configs, tokens=tokens, concurrency=concurrency, budget_s=0.65 * budget_s,
+        tuner = Tuner(load=serve, configs=configs, tokens=tokens, concurrency=concurrency, budget_s=0.65 * budget_s,
                       cores=cores, progress=progress)
         result = Result(grid=tuner.run())
         progress.next_pass(result.grid.steps)

@@ -316,11 +316,20 @@ def scan_term_rules(text: str, low: str, rules, hits: Hits | None = None) -> lis
         hits = Hits.direct(low)
     out: list[Cand] = []
     n = len(low)
+    head_starts: dict[tuple[str, ...], list[int]] = {}
     for hint, regex in rules.terms:
         occurrences = hits.positions(hint)
         if not occurrences:
             continue
-        word_starts = rules.term_starts[hint].finditer  # the word starts a match can begin at
+        word_starts = rules.term_starts[hint]  # the word starts a match can begin at
+        heads = rules.term_heads[hint]
+        if heads is not None:  # every match begins where one of these keywords does
+            starts = head_starts.get(heads)
+            if starts is None:
+                starts = head_starts[heads] = (
+                    hits.positions(heads[0]) if len(heads) == 1
+                    else sorted({i for head in heads for i in hits.positions(head)}))
+            at_start, n_starts = word_starts.match, len(starts)
         reach = 10 if hint == "%" else _TERM_REACH
         k, count = 0, len(occurrences)
         last = 0
@@ -331,11 +340,23 @@ def scan_term_rules(text: str, low: str, rules, hits: Hits | None = None) -> lis
             m = None
             lo = i - reach if i - reach > last else last
             hi = i + len(hint) + 160 if i + len(hint) + 160 < n else n
-            for w in word_starts(low, lo, i + 1):
-                m = regex.match(low, w.start(), hi)
-                if m is not None and m.end() > i:
-                    break
-                m = None
+            if heads is None:
+                for w in word_starts.finditer(low, lo, i + 1):
+                    m = regex.match(low, w.start(), hi)
+                    if m is not None and m.end() > i:
+                        break
+                    m = None
+            else:  # the same word starts, less those where no head begins (no match can)
+                j = bisect_left(starts, lo)
+                while j < n_starts and starts[j] <= i:
+                    w = starts[j]
+                    j += 1
+                    if at_start(low, w) is None:
+                        continue
+                    m = regex.match(low, w, hi)
+                    if m is not None and m.end() > i:
+                        break
+                    m = None
             if m is not None:
                 if _free(text, m.start()):
                     out.append((m.start(), m.end(), COMMERCIAL_TERM, 0.85))

@@ -108,7 +108,7 @@ def _scan(text: str, terms: TermMatcher | None, region: str, types: Collection[s
     if want(PHONE_NUMBER):
         # Every detector above outranks PHONE_NUMBER: let it skip their spans.
         blocked = sorted([c for c in out if c[2] in _ABOVE_PHONE], key=_END)
-        out += scan_phones(text, region, blocked, digit_runs(text, cls), rules)
+        out += scan_phones(text, region, blocked, digit_runs(text, cls), rules, cls)
     if run != asked:
         out = [c for c in out if c[2] in asked]  # drop what ran only to block phones
     if terms:

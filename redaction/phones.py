@@ -83,9 +83,11 @@ def scan_phones(
     blocked: Sequence[Cand] = (),
     runs: Sequence[tuple[int, int]] | None = None,
     rules=None,
+    cls: bytes | None = None,
 ) -> list[Cand]:
     """:func:`find_phones` on candidate tuples (``blocked`` sorted by end); ``rules`` are
-    the compiled tables of the languages asked for (``rules.compiled()``, all by default)."""
+    the compiled tables of the languages asked for (``rules.compiled()``, all by default);
+    ``cls`` is ``shadow.classes(text)`` when the caller has it."""
     if rules is None:
         rules = compiled()
     out: list[Cand] = []
@@ -93,7 +95,7 @@ def scan_phones(
     ends = [s[1] for s in blocked]  # bisect on plain ints, built once
     n_text, n_blocked = len(text), len(blocked)
     finditer = _PHONE_RE.finditer
-    memo: dict = {}  # table headers found for this text (see _column_cue)
+    memo: dict = {}  # cues, table blocks and headers found for this text (see _phone_ok)
     for start, end in digit_runs(text) if runs is None else runs:
         lo, hi = start - 4 if start > 4 else 0, end + 2 if end + 2 < n_text else n_text
         scan_from = lo
@@ -112,7 +114,7 @@ def scan_phones(
         for m in finditer(text, scan_from, hi):
             if m.end() - m.start() < 7:
                 continue
-            span = _phone_at(text, m, region, blocked, ends, rules, memo)
+            span = _phone_at(text, m, region, blocked, ends, rules, memo, cls)
             if span is not None and span[0] >= last:
                 out.append(span)
                 last = span[1]
@@ -121,7 +123,7 @@ def scan_phones(
 
 def _phone_at(
     text: str, m: re.Match[str], region: str, blocked: Sequence[Cand], ends: Sequence[int], rules=None,
-    memo: dict | None = None,
+    memo: dict | None = None, cls: bytes | None = None,
 ) -> Cand | None:
     start, cand = m.start(), m.group()
     # Drop a parenthesis that belongs to the surrounding prose.
@@ -146,7 +148,7 @@ def _phone_at(
     # The candidate may have run on into a following number ("+44 20 7946 0958 2024"):
     # retry without its last group or two.
     for _ in range(3):
-        if (hit is None or hit >= start + len(cand)) and _phone_ok(text, start, cand, region, rules, memo):
+        if (hit is None or hit >= start + len(cand)) and _phone_ok(text, start, cand, region, rules, memo, cls):
             return (start, start + len(cand), PHONE_NUMBER, 0.85)
         last_group = _LAST_GROUP_RE.search(cand)  # anchored at the end: at most one match
         shorter = cand[:last_group.start()] if last_group else cand
@@ -162,13 +164,26 @@ _YEAR_LED_RE = re.compile(r"(?:19|20)\d\d[ ./-]")
 _GAP_RE = re.compile(r"[^\d\n]{0,28}")
 
 
-def _cue(text: str, start: int, rules) -> str | None:
+def _cue(text: str, start: int, rules, cls: bytes | None = None) -> str | None:
     """"p" when a phone cue comes shortly before ``start``, "a" for an anti-cue (lot, order,
-    invoice...), None for neither. The closest one counts."""
+    invoice...), None for neither. The closest one counts. ``cls``: ``shadow.classes(text)``
+    or None."""
     lo = start - 40 if start > 40 else 0
-    window = text[lo:start].lower()
+    # The window after a space: rules.phone_cue_after consumes the character before a cue,
+    # which the space stands for at the window's start (what phone_cue's lookbehind sees
+    # there). No cue holds a digit or a line break (rules.Compiled checks), and none may
+    # stand between the closest cue and the number (_GAP_RE): no match spans the last of
+    # them, and one before it is refused, so the scan starts there.
+    window = " " + text[lo:start].lower()
+    pos = window.rfind("\n")
+    if pos < 0:
+        pos = 0
+    if cls is not None and len(window) == start - lo + 1:
+        digit = cls.rfind(b"d", lo + pos, start)
+        if digit >= 0:
+            pos = digit + 1 - lo
     last = None
-    for m in rules.phone_cue.finditer(window):
+    for m in rules.phone_cue_after.finditer(window, pos):
         last = m
     if last is None or not _GAP_RE.fullmatch(window, last.end()):
         return None
@@ -194,15 +209,19 @@ def _column_cue(text: str, start: int, end: int, rules, memo: dict | None = None
     if memo is None:
         memo = {}
     hs = ls
+    climbed = []
     while hs > 0:  # climb while the line above holds the delimiter too
         known = memo.get((hs, delim))
         if known is not None:
             hs = known
             break
+        climbed.append(hs)
         ps = text.rfind("\n", 0, hs - 1) + 1
         if text.find(delim, ps, hs - 1) < 0:
             break
         hs = ps
+    for line in climbed:  # each line climbed from reaches the same block start
+        memo[(line, delim)] = hs
     memo[(ls, delim)] = hs
     if hs == ls:
         return None
@@ -251,7 +270,8 @@ def _intl_plausible(cand: str) -> bool:
     return False
 
 
-def _phone_ok(text: str, start: int, cand: str, region: str, rules=None, memo: dict | None = None) -> bool:
+def _phone_ok(text: str, start: int, cand: str, region: str, rules=None, memo: dict | None = None,
+              cls: bytes | None = None) -> bool:
     """The checks after the overlap test: digit count, cue words, date shape, validity.
 
     A phone cue before the number (rules.PHONE_CUES) is enough with a phone shape: fiction
@@ -266,7 +286,12 @@ def _phone_ok(text: str, start: int, cand: str, region: str, rules=None, memo: d
     if not 7 <= digits <= 15 or _DATE_LIKE_RE.fullmatch(cand):
         return False
     rules = rules or compiled()
-    cue = _cue(text, start, rules)
+    if memo is None:
+        cue = _cue(text, start, rules, cls)
+    else:  # a retry without the last group has the same start (_phone_at)
+        cue = memo.get(start, 0)
+        if cue == 0:
+            cue = memo[start] = _cue(text, start, rules, cls)
     if cue is None:
         cue = _column_cue(text, start, start + len(cand), rules, memo)
     if cue == "a":

@@ -106,16 +106,7 @@ def redact(
         candidates += [(m.start(), m.end(), LITERAL, 1.0) for m in PLACEHOLDER_RE.finditer(text)]
     spans = resolve_cands(candidates)
 
-    parts: list[str] = []
-    counts: dict[str, int] = {}
-    placeholder_for = mapping.placeholder_for
-    pos = 0
-    for start, end, type_, _ in spans:
-        parts.append(text[pos:start])
-        parts.append(placeholder_for(type_, text[start:end]))
-        pos = end
-        counts[type_] = counts.get(type_, 0) + 1
-    parts.append(text[pos:])
+    redacted, counts = mapping.substitute(text, spans)
     counts.pop(LITERAL, None)  # escapes are not counted and no policy applies to them
     rejected = sorted(t for t in counts if pol.action(t) == "reject")
-    return Redacted("".join(parts), mapping, MappingProxyType(counts), tuple(rejected))
+    return Redacted(redacted, mapping, MappingProxyType(counts), tuple(rejected))

@@ -223,6 +223,13 @@ class Compiled:
 
         # The last cue in the window before a number decides: phone cue or anti-cue.
         self.phone_cue = re.compile(rf"(?<![\w.])(?:(?P<p>{words(PHONE_CUES)})|(?P<a>{words(PHONE_ANTI_CUES)}))(?![\w])")
+        # The same with the character before the cue consumed instead of looked behind at:
+        # the scan skips to the characters that can precede a cue in C. phones._cue runs it
+        # on its window after a space, and starts after the last digit or line break.
+        self.phone_cue_after = re.compile("[^\\w.]" + self.phone_cue.pattern[len("(?<![\\w.])"):])
+        cues = [w for table in (PHONE_CUES, PHONE_ANTI_CUES) for lang in langs for w in table.get(lang, ())]
+        if not all(w[0].isalpha() and re.match(r"[\w.]", w[-1]) and not re.search(r"[\d\n]", w) for w in cues):
+            raise ValueError("a phone cue starts with a letter, ends in one or a dot and holds no digit or line break")
         # Header words of a phone column, and of a column that is no phone (anti-cues
         # with their dots and spaces dropped: "art.-nr." is the header "artnr").
         self.phone_columns = frozenset(w for lang in langs for w in PHONE_COLUMNS.get(lang, ()))
@@ -249,6 +256,10 @@ class Compiled:
         # Per keyword, the word starts its alternation can match at: those whose character
         # can begin a match (WORD_START_RE where that is not known).
         self.term_starts = {hint: _word_starts(regex.pattern) for hint, regex in self.terms}
+        # Per keyword, keywords one of which begins every match of its alternation (each
+        # head stands for the longest keyword it starts with), or None: the scan then
+        # tries only where they occur instead of at every word start near the keyword.
+        self.term_heads = {hint: _keyword_heads(regex.pattern, rules) for hint, regex in self.terms}
 
 
 # A word start as str.isalnum() sees it: an alphanumeric character (the regex's "\w" less
@@ -308,6 +319,56 @@ def _first_chars(pattern: str) -> str | None:
     except (_Unknown, re.error):
         return None
     return None if empty or not items else "[" + "".join(items) + "]"
+
+
+def _literal_heads(pattern: str) -> list[str] | None:
+    """Literal strings one of which begins every match of ``pattern`` (no flags), or None
+    where a match may begin otherwise or the parse holds something this does not follow.
+    A head may be shorter than the literal text a match begins with."""
+
+    def heads(data, prefix: str) -> list[str] | None:
+        for op, av in data:
+            if op in _ZERO_WIDTH:
+                continue  # zero width: the next item holds the next character
+            if op is _sre.LITERAL:
+                prefix += chr(av)
+                continue
+            if op is _sre.SUBPATTERN and not av[1] and not av[2]:
+                return heads(av[3], prefix)
+            if op is _sre.BRANCH:
+                out: list[str] = []
+                for branch in av[1]:
+                    found = heads(branch, prefix)
+                    if found is None:
+                        return None
+                    out += found
+                return out
+            break
+        return [prefix] if prefix else None
+
+    try:
+        parsed = _sre_parse.parse(pattern)
+    except re.error:
+        return None
+    if parsed.state.flags & re.IGNORECASE:
+        return None
+    return heads(parsed, "")
+
+
+def _keyword_heads(pattern: str, keywords) -> tuple[str, ...] | None:
+    """The keywords among ``keywords`` one of which begins every match of ``pattern``:
+    each literal head replaced by the longest keyword it starts with (a keyword occurs
+    wherever the head does); None when some head starts with none."""
+    found = _literal_heads(pattern)
+    if found is None:
+        return None
+    out = set()
+    for head in found:
+        best = max((k for k in keywords if head.startswith(k)), key=len, default=None)
+        if best is None:
+            return None
+        out.add(best)
+    return tuple(sorted(out))
 
 
 def _word_starts(pattern: str) -> re.Pattern[str]:

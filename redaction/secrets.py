@@ -281,7 +281,10 @@ def _scan_table(text: str, low: str, rules, hits: Hits | None = None) -> list[Ca
             for n, m in enumerate(_TOKEN_RE.finditer(text, cue.end(), len(text) if stop < 0 else stop)):
                 if n >= _CUE_TOKENS or m.start() > cue.end() + CUE_REACH:
                     break
-                value = m.group().lstrip(":=").rstrip(_VALUE_END)
+                token = m.group()
+                if len(token) < 6 or token.isalpha():
+                    continue  # too short, or no digit: _value_like would refuse it
+                value = token.lstrip(":=").rstrip(_VALUE_END)
                 if len(value) >= 6 and _value_like(value):
                     start = m.start() + len(m.group()) - len(m.group().lstrip(":="))
                     out.append((start, start + len(value), SECRET, 0.8))

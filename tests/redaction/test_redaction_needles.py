@@ -105,3 +105,64 @@ def test_term_word_starts_keep_every_start_that_matches():
                     matching = [w.start() for w in WORD_START_RE.finditer(low, lo, i + 1) if regex.match(low, w.start(), hi)]
                     kept = {w.start() for w in narrowed.finditer(low, lo, i + 1)}
                     assert set(matching) <= kept, hint
+
+
+def test_literal_heads_of_patterns():
+    from redaction.rules import _keyword_heads, _literal_heads  # noqa: PLC0415
+
+    assert _literal_heads(r"\bnet[\s-]?\d") == ["net"]
+    assert sorted(_literal_heads(r"\b(?:(?:rebate|margin)\s\d|(?:deposit)x)")) == ["depositx", "margin", "rebate"]
+    assert _literal_heads(r"(?<![\d.])ab\d") == ["ab"]
+    for pattern in (r"x?y", r"[ab]c", r"(?i:ab)", r"(?i)ab", r"\w*marge", r"(?:ab|)c", r"\d{1,3}%", r"(ab"):
+        assert _literal_heads(pattern) is None, pattern
+    assert _keyword_heads(r"(?:exclusive|exclusivity)\s", ["exclusiv", "ex", "x"]) == ("exclusiv",)
+    assert _keyword_heads(r"(?:pagamento)\s", ["pago"]) is None
+
+
+def term_rules_reference(text, low, rules):
+    """scan_term_rules trying every word start near each keyword (no heads)."""
+    out, n = [], len(low)
+    for hint, regex in rules.terms:
+        occurrences = find_all(low, hint)
+        reach = 10 if hint == "%" else commercial._TERM_REACH
+        k, last = 0, 0
+        while k < len(occurrences):
+            i = occurrences[k]
+            m = None
+            for w in rules.term_starts[hint].finditer(low, max(i - reach, last), i + 1):
+                m = regex.match(low, w.start(), min(n, i + len(hint) + 160))
+                if m is not None and m.end() > i:
+                    break
+                m = None
+            if m is not None:
+                if commercial._free(text, m.start()):
+                    out.append((m.start(), m.end(), "COMMERCIAL_TERM", 0.85))
+                last = m.end()
+                while k < len(occurrences) and occurrences[k] < last:
+                    k += 1
+                continue
+            k += 1
+    return sorted(out)
+
+
+TERM_PIECES = ("rebate", "discount", "margin", "mark-up", "commission", "remise", "escompte", "sconto", "premio",
+               "net", "net 30", "payment", "deposit", "moq", "mindest", "exklusiv", "pago", " of ", " de ", " ",
+               "12%", "5 %", "30", ": ", "bis ", "2027", "x", "-", "Rebate", "Marge", "e")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(TERM_PIECES), max_size=12).map("".join))
+def test_term_heads_keep_the_word_start_scan(text):
+    low = text.lower()
+    for langs in (None, ["de"], ["fr", "it"]):
+        rules = compiled(langs)
+        assert sorted(commercial.scan_term_rules(text, low, rules, _keywords(rules).scan(low))) == \
+            term_rules_reference(text, low, rules)
+
+
+def test_term_heads_on_the_corpora():
+    rules = compiled()
+    for text in corpus_texts():
+        low = text.lower()
+        assert sorted(commercial.scan_term_rules(text, low, rules, _keywords(rules).scan(low))) == \
+            term_rules_reference(text, low, rules)

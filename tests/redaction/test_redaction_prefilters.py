@@ -355,3 +355,33 @@ def test_full_translate_tables_translate_like_the_sparse_ones(text):
 def test_class_run_regex_matches_the_digit_wise_one(cls):
     plain = re.compile(rb"d(?=[ds]{6})(?:s{0,3}d){6,}")
     assert [m.span() for m in pii._CLASS_RUN_RE.finditer(cls)] == [m.span() for m in plain.finditer(cls)]
+
+
+# ---------------------------------------------------------------- phones: the cue window
+def cue_reference(text, start, rules):
+    """The window scan as it was: phone_cue's lookbehind on the whole 40-character window."""
+    lo = max(0, start - 40)
+    window = text[lo:start].lower()
+    last = None
+    for m in rules.phone_cue.finditer(window):
+        last = m
+    if last is None or not phones._GAP_RE.fullmatch(window, last.end()):
+        return None
+    return "p" if last.group("p") is not None else "a"
+
+
+CUE_PIECES = ("tel", "Tel.", "tel.5", "phone", "telephone", "lot", "order", "art.-nr.", "cod. art.", "direct line",
+              "direct", "réf.", "ref", "v", "call me", "Handy", "\n", "\t", "5", "12", " ", "  ", ":", ".", "-", "x",
+              "İ", "Σ", "é", "+44 20 7946 0958", "(", "٣")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(CUE_PIECES), max_size=14).map("".join))
+def test_cue_scan_matches_the_plain_window_scan(text):
+    cls = classes(text)
+    for langs in (None, ["de"], ["fr", "it"]):
+        rules = compiled(langs)
+        for start in range(len(text) + 1):
+            expected = cue_reference(text, start, rules)
+            assert phones._cue(text, start, rules, cls) == expected
+            assert phones._cue(text, start, rules) == expected

@@ -33,13 +33,14 @@ _FINAL_TIMEOUTS = ("stall", "total")
 def error_response(status: int, error: dict, headers=None) -> JsonResponse:
     """A JSON error with the headers clients act on. `x-should-retry: false` (honoured by the
     official OpenAI SDKs, which otherwise retry 408, 409 and 5xx) marks an answer that a retry
-    would only repeat or turn into a second generation. Expected refusals (503, 429) are
-    logged here at WARNING instead of by Django at ERROR."""
+    would only repeat or turn into a second generation. Expected answers (503 and 429
+    refusals, 504 when a run hit one of its time limits) are logged here at WARNING
+    instead of by Django at ERROR: they are load and limits, not faults."""
     response = JsonResponse({"error": error}, status=status, headers=headers)
     if (status < 500 and status not in (408, 429)) or error.get("timeout_source") in _FINAL_TIMEOUTS:
         response["x-should-retry"] = "false"
-    if status in (429, 503):
-        logger.warning("request refused: %s (%s)", error.get("code"), status)
+    if status in (429, 503, 504):
+        logger.warning("request %s: %s (%s)", "timed out" if status == 504 else "refused", error.get("code"), status)
         response._has_been_logged = True  # noqa: SLF001 - Django's own flag: skip its ERROR line
     return response
 

@@ -51,7 +51,7 @@ async def test_a_validation_error_is_not_retried(scripted, api_key):
     assert raised.value.response.headers["x-should-retry"] == "false"
 
 
-async def test_a_stalled_completion_is_not_retried_by_the_openai_client(scripted, api_key, settings):
+async def test_a_stalled_completion_is_not_retried_by_the_openai_client(scripted, api_key, settings, caplog):
     settings.SLUICE_STALL_TIMEOUT_SECONDS = 0.2
     scripted.stall_after = 1
     client = sdk_client(api_key[1])
@@ -61,6 +61,8 @@ async def test_a_stalled_completion_is_not_retried_by_the_openai_client(scripted
     assert await Generation.objects.acount() == 1  # the SDK retries a 504 without the header
     row = await Generation.objects.aget()
     assert (row.status, row.timeout_source) == ("timed_out", "stall")
+    assert not [r for r in caplog.records if r.levelno >= 40]  # a limit at work, not a server fault
+    assert any("timed out: timeout (504)" in r.getMessage() for r in caplog.records), caplog.text
 
 
 async def test_a_queue_wait_timeout_may_be_retried(scripted, auth_headers, settings):

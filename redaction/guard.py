@@ -3,30 +3,57 @@ from __future__ import annotations
 
 import bisect
 import re
+from functools import lru_cache
 from typing import Iterable
 
 from .detect import scan
+from .folding import fold
+from .needles import NeedleIndex
+from .pii import may_hold_card
 from .rules import compiled
-from .secrets import CUE_REACH, cue_matches
+from .secrets import CUE_REACH, cue_matches, may_hold_secret
 from .restore import Segment, merge_plain
 from .spans import CREDIT_CARD, SECRET, resolve_cands
 
 MASKS = {SECRET: "[REDACTED SECRET]", CREDIT_CARD: "[REDACTED CARD]"}
 DEFAULT_MAX_HOLDBACK = 1024
 
-_TOKEN_BEFORE_WS_RE = re.compile(r"\S+(?=\s)")
+# A run of non-space characters followed by whitespace. Only run starts are tried (the
+# lookbehind) and a run is never given back (possessive): a long run costs its length once.
+_TOKEN_BEFORE_WS_RE = re.compile(r"(?<!\S)\S++(?=\s)")
 # A token ending like this may continue into a match across whitespace:
 # a card digit group, a "password:"/"key ="/"Bearer" label, or a quote.
 _HOT_END_RE = re.compile(r"(?:\d|[:=\"'`]|(?i:password|passwd|pwd|secret|key|token|bearer))$")
+_HOT_REACH = 8  # its longest match ("password")
+_HOT_LAST = "0123456789:=\"'`"  # its one-character matches, on ASCII
+_HOT_WORDS = ("password", "passwd", "pwd", "secret", "key", "token", "bearer")
+
+
+def _hot(hay: str, start: int, end: int) -> bool:
+    """``_HOT_END_RE`` matches the end of the token ``hay[start:end]`` (on ASCII, without it)."""
+    tail = hay[max(start, end - _HOT_REACH):end]  # no match of it is longer
+    if tail.isascii():
+        return tail[-1] in _HOT_LAST or tail.lower().endswith(_HOT_WORDS)
+    return _HOT_END_RE.search(tail) is not None
 
 
 _PEM_END_RE = re.compile(r"-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----")
 
 
+@lru_cache(maxsize=None)
+def _cue_stems(rules) -> NeedleIndex:
+    return NeedleIndex(rules.secret_stems)
+
+
 def _held(buf: str) -> list[tuple[int, int]]:
     """Stretches no cut may fall in: a few words after a secret cue word ("the password for
     the portal is ..."), where the value may still come, and a PEM block up to its END line."""
-    zones = [(m.end(), m.end() + CUE_REACH) for m in cue_matches(buf.lower(), compiled())]
+    rules = compiled()
+    low = buf.lower()
+    stems = _cue_stems(rules)
+    # A cue begins with a stem (cue_matches tries only there): without one, no zone.
+    zones = [(m.end(), m.end() + CUE_REACH) for m in cue_matches(low, rules, stems.scan(low))] \
+        if stems.occurs_in(low) else []
     i = buf.find("-----BEGIN")
     while i >= 0:
         end = _PEM_END_RE.search(buf, i)
@@ -36,7 +63,10 @@ def _held(buf: str) -> list[tuple[int, int]]:
 
 
 def _safe_cuts(buf: str, base: int) -> list[int]:
-    cuts = [m.end() for m in _TOKEN_BEFORE_WS_RE.finditer(buf, base) if not _HOT_END_RE.search(m.group())]
+    """Ends of the tokens from ``base`` on (a token cut at ``base`` starts there) that are
+    followed by whitespace and cannot start or continue a match across it, outside _held."""
+    hay = buf[base:] if base else buf  # the slice's start counts as a run start
+    cuts = [m.end() + base for m in _TOKEN_BEFORE_WS_RE.finditer(hay) if not _hot(hay, m.start(), m.end())]
     zones = _held(buf) if cuts else []
     if zones:
         cuts = [c for c in cuts if not any(a <= c < b for a, b in zones)]
@@ -112,7 +142,7 @@ class OutputGuard:
     def _mask(self, text: str) -> list[Segment]:
         if not text:
             return []
-        spans = resolve_cands(scan(text, types=self._types)) if self._types else []
+        spans = resolve_cands(scan(text, types=self._types)) if self._types and self._may_hold(text) else []
         if not spans:
             return [Segment(text)]
         out: list[Segment] = []
@@ -124,3 +154,13 @@ class OutputGuard:
             pos = end
         out.append(Segment(text[pos:]))
         return out
+
+    def _may_hold(self, text: str) -> bool:
+        """False only where ``scan(text, types=self._types)`` surely finds nothing (most
+        released pieces: a word or two of prose), checked on the text its detectors see."""
+        folded = fold(text)
+        if folded is not None:
+            text = folded.text
+        if CREDIT_CARD in self._types and may_hold_card(text):
+            return True
+        return SECRET in self._types and may_hold_secret(text, text.lower())

@@ -81,6 +81,13 @@ class Hits:
         found = self._found[needle] = find_all(self._hay, needle)
         return found
 
+    def among(self, needles: Iterable[str]) -> list[tuple[str, list[int]]]:
+        """``(needle, positions(needle))`` for each of ``needles`` that occurs, in no set order."""
+        if self._indexed.issuperset(needles):  # only the found ones need looking at
+            wanted = needles if isinstance(needles, (set, frozenset)) else frozenset(needles)
+            return [(n, found) for n, found in self._found.items() if found and n in wanted]
+        return [(n, found) for n in needles if (found := self.positions(n))]
+
     def __contains__(self, needle: str) -> bool:
         if needle in self._found:
             return bool(self._found[needle])
@@ -100,6 +107,10 @@ class NeedleIndex:
         self._search = re.compile(trie_pattern(self.needles)).search
         # The trie matches the longest needle at a position; the others there are its prefixes.
         self._at = {w: tuple(sorted(p for p in self.needles if w.startswith(p))) for w in self.needles}
+
+    def occurs_in(self, hay: str) -> bool:
+        """Whether any needle occurs in ``hay`` (one search, no positions)."""
+        return self._search(hay) is not None
 
     def scan(self, hay: str) -> Hits:
         found: dict[str, list[int]] = {}

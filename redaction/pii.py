@@ -108,8 +108,25 @@ def card_brand_ok(d: str) -> bool:
     return False
 
 
+# Every card span passes _valid_card: a text with fewer digits than this holds no card.
+CARD_MIN_DIGITS = 14
+
+
 def _valid_card(d: str) -> bool:
-    return 14 <= len(d) <= 19 and card_brand_ok(d) and luhn_ok(d)
+    return CARD_MIN_DIGITS <= len(d) <= 19 and card_brand_ok(d) and luhn_ok(d)
+
+
+def may_hold_card(text: str) -> bool:
+    """False only where scan_cards(text) surely finds nothing: fewer than
+    CARD_MIN_DIGITS digits (str.isdigit() holds for every digit a pattern's \\d matches)."""
+    if len(text) < CARD_MIN_DIGITS:
+        return False
+    if text.isascii():
+        return len(text.translate(_ASCII_NON_DIGITS)) >= CARD_MIN_DIGITS
+    return sum(c.isdigit() for c in text) >= CARD_MIN_DIGITS
+
+
+_ASCII_NON_DIGITS = translate_table(str.maketrans("", "", "".join(chr(c) for c in range(128) if not chr(c).isdigit())))
 
 
 # Cheap first pass: a run with at least 7 digits and short separators.

@@ -243,6 +243,7 @@ class Compiled:
         # each word start found, costs far less than a regex scan of the whole text.
         stems = sorted({w[:8] for lang in langs for w in SECRET_CUES.get(lang, ())})
         self.secret_stems = tuple(s for s in stems if not any(o != s and s.startswith(o) for o in stems))
+        self.secret_stem_set = frozenset(self.secret_stems)
         rules: dict[str, list[str]] = {}
         for lang in langs:
             for hints, pattern in TERM_RULES.get(lang, ()):
@@ -379,9 +380,14 @@ def _word_starts(pattern: str) -> re.Pattern[str]:
 _COMPILED: dict[frozenset[str], Compiled] = {}
 
 
+_ALL = frozenset(LANGUAGES)
+
+
 def compiled(languages=None) -> Compiled:
     """The compiled tables for ``languages`` (None: every language). Built once per set."""
-    key = frozenset(LANGUAGES) if languages is None else frozenset(lang.lower() for lang in languages)
+    if languages is None and _ALL in _COMPILED:  # the common call, once per text scanned
+        return _COMPILED[_ALL]
+    key = _ALL if languages is None else frozenset(lang.lower() for lang in languages)
     unknown = key - set(LANGUAGES)
     if unknown:
         raise ValueError("unknown redaction language; expected some of " + ", ".join(LANGUAGES))

@@ -10,8 +10,9 @@ import binascii
 import json
 import os
 import re
+from functools import lru_cache
 
-from .needles import Hits, find_all
+from .needles import Hits, find_all, trie_pattern
 from .rules import SECRET_PROVIDERS, compiled
 from .spans import SECRET, URL_CREDENTIALS, Cand
 
@@ -251,8 +252,8 @@ def cue_matches(low: str, rules, hits: Hits | None = None) -> list[re.Match[str]
     if hits is None:
         hits = Hits.direct(low)
     starts: list[int] = []
-    for stem in rules.secret_stems:
-        for i in hits.positions(stem):
+    for _, found in hits.among(rules.secret_stem_set):
+        for i in found:
             if i == 0 or not low[i - 1].isalnum():
                 starts.append(i)
     out = []
@@ -290,6 +291,31 @@ def _scan_table(text: str, low: str, rules, hits: Hits | None = None) -> list[Ca
                     out.append((start, start + len(value), SECRET, 0.8))
                     break
     return out
+
+
+# What a SECRET needs, for the output guard's pre-check (may_hold_secret). Every keyless
+# format above (AWS key ids, the provider prefixes, JWTs, rules.SECRET_PROVIDERS but the PEM
+# block, AWS secret keys) is a run of at least this many non-space characters (tests walk
+# each pattern); every other SECRET needs a keyword in the lower-cased text: a key=value stem,
+# "bearer", a cue stem of the rules (cue_matches), or "-----BEGIN" for a PEM block.
+KEYLESS_MIN_RUN = 15
+GATE_WORDS = (*_KV_STEMS, "bearer")
+
+
+@lru_cache(maxsize=None)
+def _gate(rules) -> re.Pattern[str]:
+    return re.compile(trie_pattern({*GATE_WORDS, *rules.secret_stems}))
+
+
+def may_hold_secret(text: str, low: str, rules=None) -> bool:
+    """False only where scan_secrets(text, low, rules) surely finds nothing: no run of
+    KEYLESS_MIN_RUN non-space characters, no PEM header and no keyword of GATE_WORDS or the
+    rules' cue stems in ``low`` (``text.lower()``)."""
+    if len(text) >= KEYLESS_MIN_RUN and max(map(len, text.split()), default=0) >= KEYLESS_MIN_RUN:
+        return True
+    if "-----BEGIN" in text:
+        return True
+    return _gate(rules or compiled()).search(low) is not None
 
 
 def scan_url_credentials(text: str) -> list[Cand]:

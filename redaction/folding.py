@@ -99,9 +99,29 @@ class Folded:
         return [(orig(c[0]), orig(c[1] - 1) + 1, *c[2:]) for c in cands if c[1] > c[0]]
 
 
+# Latin-1 bytes whose character folding leaves alone ("?" aside: it stands for every
+# character beyond Latin-1 in a text's Latin-1 shade, and is looked at in the text).
+_LATIN1_KEPT = bytes(b for b in range(256) if b not in FOLD and b != ord("?"))
+
+
+def _unchanged(text: str) -> bool:
+    """No character of ``text`` folds: its Latin-1 shade shows the few places to look at
+    (European text: accents, "€", typographic quotes), far cheaper than the class scan."""
+    shade = text.encode("latin-1", "replace")
+    probe = shade.translate(None, _LATIN1_KEPT)
+    if probe.count(b"?") != len(probe):
+        return False  # a Latin-1 character that folds (no-break space, superscripts...)
+    i = shade.find(b"?")
+    while i >= 0:
+        if ord(text[i]) in FOLD:
+            return False
+        i = shade.find(b"?", i + 1)
+    return True
+
+
 def fold(text: str) -> Folded | None:
     """The folded text with its offset map, or None when folding changes nothing."""
-    if text.isascii():
+    if text.isascii() or _unchanged(text):
         return None
     m = _FOLDABLE_RE.search(text)
     if m is None:

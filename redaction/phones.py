@@ -191,6 +191,7 @@ def _cue(text: str, start: int, rules, cls: bytes | None = None) -> str | None:
 
 
 _HEADER_WORD_RE = re.compile(r"[^\W\d_]+")
+_ASCII_DIGIT_RE = re.compile(r"[0-9]")  # str.isdigit() on ASCII
 _DELIMITERS = ";\t|,"
 
 
@@ -203,8 +204,10 @@ def _column_cue(text: str, start: int, end: int, rules, memo: dict | None = None
     le = text.find("\n", end)
     if le < 0:
         le = len(text)
-    delim = next((d for d in _DELIMITERS if text.find(d, ls, le) >= 0), None)
-    if delim is None:
+    for delim in _DELIMITERS:
+        if text.find(delim, ls, le) >= 0:
+            break
+    else:
         return None
     if memo is None:
         memo = {}
@@ -243,7 +246,7 @@ def _header_cells(text: str, hs: int, delim: str, rules) -> tuple:
     """Per header cell: "p" (a phone column), "a" (no phones) or None; () for no header."""
     he = text.find("\n", hs)
     line = text[hs:len(text) if he < 0 else he]
-    if any(c.isdigit() for c in line):
+    if _ASCII_DIGIT_RE.search(line) if line.isascii() else any(c.isdigit() for c in line):
         return ()
     kinds = []
     for cell in line.lower().split(delim):

@@ -57,10 +57,12 @@ _CARD_REGION_RE = re.compile(r"\d(?:[ .()/\-\n\r\t]{0,3}\d){13,}")
 _GROUP_RE = re.compile(r"\d+")
 # Between two groups of one card: any run of spaces, dots, dashes and line breaks.
 _CARD_SEP_RE = re.compile(r"[ .\-\n\r\t]{1,3}")
+_CARD_SEP_CHARS = " .-\n\r\t"
 # Text before a digit group that makes it part of an IBAN-shaped token ("DE89 3704 "):
 # the digits of an IBAN are never a card, valid IBAN or not.
 # One character per repeat, so the match is linear in the window (no nested quantifiers).
-_IBAN_HEAD_RE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9])* ?$")
+# The first capital is matched before the lookbehind, so the search skips in C to capitals.
+_IBAN_HEAD_RE = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9])* ?$")
 
 # A digit d at a doubled Luhn position counts as the digit sum of 2 * d.
 _LUHN_DOUBLE = str.maketrans("0123456789", "0246813579")
@@ -86,9 +88,9 @@ def card_brand_ok(d: str) -> bool:
     if d and d[0] in "01789":  # no network starts so (the int() tests below agree)
         return False
     n = len(d)
-    p2, p4, p6 = int(d[:2]), int(d[:4]), int(d[:6])
     if d[0] == "4":  # Visa (13-digit Visa is excluded: collides with EAN-13)
         return n in (16, 19)
+    p2, p4, p6 = int(d[:2]), int(d[:4]), int(d[:6])
     if 51 <= p2 <= 55 or 2221 <= p4 <= 2720:  # Mastercard
         return n == 16
     if p2 in (34, 37):  # Amex
@@ -172,7 +174,9 @@ def scan_cards(text: str, cls: bytes | None = None) -> list[Cand]:
     for lo, hi in card_regions(text, cls):
         chain: list[tuple[int, int]] = []
         for m in _GROUP_RE.finditer(text, lo, hi):
-            if chain and not _CARD_SEP_RE.fullmatch(text, chain[-1][1], m.start()):
+            # One separator character is the common joint; longer ones go to the regex.
+            if chain and not (m.start() - chain[-1][1] == 1 and text[m.start() - 1] in _CARD_SEP_CHARS
+                              or _CARD_SEP_RE.fullmatch(text, chain[-1][1], m.start())):
                 out += _cards_in_chain(text, chain)
                 chain = []
             chain.append(m.span())

@@ -385,3 +385,23 @@ def test_cue_scan_matches_the_plain_window_scan(text):
             expected = cue_reference(text, start, rules)
             assert phones._cue(text, start, rules, cls) == expected
             assert phones._cue(text, start, rules) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="AB CDx9 12345\nñ-", max_size=14), st.integers(0, 14), st.integers(0, 14))
+def test_iban_head_skips_to_capitals_with_the_same_matches(text, a, b):
+    plain = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9])* ?$")  # as it was
+    a, b = min(a, len(text)), min(max(a, b), len(text))
+    got, expected = pii._IBAN_HEAD_RE.search(text, a, b), plain.search(text, a, b)
+    assert (got and got.span()) == (expected and expected.span())
+
+
+# ---------------------------------------------------------------- folding: the Latin-1 shade check
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab ?é€’…\u00a0²\u00ad\u200bＡ１") + ["\U0001d7ce", "\U0001f600"]),
+               max_size=20))
+def test_fold_skips_only_texts_with_nothing_to_fold(text):
+    from redaction.folding import FOLD, _FOLDABLE_RE, fold  # noqa: PLC0415
+
+    foldable = [m for m in _FOLDABLE_RE.finditer(text) if ord(m.group()) in FOLD]
+    assert (fold(text) is None) == (not foldable)

@@ -317,9 +317,10 @@ def scan_term_rules(text: str, low: str, rules, hits: Hits | None = None) -> lis
     out: list[Cand] = []
     n = len(low)
     head_starts: dict[tuple[str, ...], list[int]] = {}
+    present = dict(hits.among(rules.term_hints))
     for hint, regex in rules.terms:
-        occurrences = hits.positions(hint)
-        if not occurrences:
+        occurrences = present.get(hint)
+        if occurrences is None:
             continue
         word_starts = rules.term_starts[hint]  # the word starts a match can begin at
         heads = rules.term_heads[hint]

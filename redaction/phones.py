@@ -265,7 +265,7 @@ def _header_cells(text: str, hs: int, delim: str, rules) -> tuple:
 
 def _intl_plausible(cand: str) -> bool:
     """An international number: a known country code and a national part of plausible length."""
-    digits = NON_DIGIT_RE.sub("", cand)
+    digits = cand.translate(_PHONE_PUNCT)  # a candidate holds digits and these only
     intl = digits[2:] if cand.startswith("00") else digits
     for n in (1, 2, 3):
         if int(intl[:n] or 0) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
@@ -310,7 +310,7 @@ def _phone_ok(text: str, start: int, cand: str, region: str, rules=None, memo: d
         return False  # a lot number, or digits inside an IBAN-shaped token
     if _phone_valid(cand, region):
         return True
-    digits = NON_DIGIT_RE.sub("", cand)
+    digits = cand.translate(_PHONE_PUNCT)
     return any(_national_valid(digits, r) for r in rules.phone_regions if r != region)
 
 

@@ -254,6 +254,7 @@ class Compiled:
         # One alternation per keyword; the keyword's presence gates the scan.
         self.terms = tuple((hint, re.compile(r"\b(?:" + "|".join(f"(?:{p})" for p in pats) + ")"))
                            for hint, pats in rules.items())
+        self.term_hints = frozenset(rules)
         # Per keyword, the word starts its alternation can match at: those whose character
         # can begin a match (WORD_START_RE where that is not known).
         self.term_starts = {hint: _word_starts(regex.pattern) for hint, regex in self.terms}

@@ -228,7 +228,8 @@ def scan_secrets(text: str, low: str | None = None, rules=None, hits: Hits | Non
     return out
 
 
-_PROVIDERS = tuple((hint, re.compile(pattern), group) for _, hint, pattern, group in SECRET_PROVIDERS)
+_PROVIDERS = tuple((hint, len(hint) == 1 or hint.lower(), re.compile(pattern), group)
+                   for _, hint, pattern, group in SECRET_PROVIDERS)  # True: no keyword gates it
 # A value introduced by a cue word: the first of the next few tokens on the same line
 # that mixes letters with digits. Trailing sentence punctuation and quotes are not part of it.
 _TOKEN_RE = re.compile(_VALUE)
@@ -270,8 +271,8 @@ def _scan_table(text: str, low: str, rules, hits: Hits | None = None) -> list[Ca
     out: list[Cand] = []
     if hits is None:
         hits = Hits.direct(low)
-    for hint, regex, group in _PROVIDERS:
-        if (len(hint) == 1 or hint.lower() in hits) and hint in text:
+    for hint, low_hint, regex, group in _PROVIDERS:
+        if (low_hint is True or low_hint in hits) and hint in text:
             for m in regex.finditer(text):
                 if group or _starts_token(text, m.start()):
                     if m.end() == len(text) or text[m.end()] not in _TOKEN_CHARS:

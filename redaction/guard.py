@@ -62,11 +62,22 @@ def _held(buf: str) -> list[tuple[int, int]]:
     return zones
 
 
-def _safe_cuts(buf: str, base: int) -> list[int]:
+def _token_cuts(buf: str, base: int = 0, known: list[int] | None = None) -> list[int]:
     """Ends of the tokens from ``base`` on (a token cut at ``base`` starts there) that are
-    followed by whitespace and cannot start or continue a match across it, outside _held."""
+    followed by whitespace and cannot start or continue a match across it. ``known``: those
+    of a prefix of ``buf`` (from 0): they hold for any text that extends it, so only the
+    tokens after the last of them are looked at."""
+    if known:
+        last = known[-1]  # a whitespace position: no token spans it
+        return known + [m.end() for m in _TOKEN_BEFORE_WS_RE.finditer(buf, last) if not _hot(buf, m.start(), m.end())]
     hay = buf[base:] if base else buf  # the slice's start counts as a run start
-    cuts = [m.end() + base for m in _TOKEN_BEFORE_WS_RE.finditer(hay) if not _hot(hay, m.start(), m.end())]
+    return [m.end() + base for m in _TOKEN_BEFORE_WS_RE.finditer(hay) if not _hot(hay, m.start(), m.end())]
+
+
+def _safe_cuts(buf: str, base: int, cuts: list[int] | None = None) -> list[int]:
+    """The cuts of :func:`_token_cuts` (``cuts``, when the caller has them) outside _held."""
+    if cuts is None:
+        cuts = _token_cuts(buf, base)
     zones = _held(buf) if cuts else []
     if zones:
         cuts = [c for c in cuts if not any(a <= c < b for a, b in zones)]
@@ -92,6 +103,7 @@ class OutputGuard:
             raise ValueError("max_holdback must be at least 64")
         self._max = max_holdback
         self._buf = ""
+        self._tokens: list[int] = []  # _token_cuts of self._buf
         self._counts: dict[str, int] = {}
 
     @property
@@ -110,7 +122,8 @@ class OutputGuard:
 
     def feed_segments(self, chunk: str) -> list[Segment]:
         buf = self._buf + chunk
-        cuts = _safe_cuts(buf, 0)
+        tokens = _token_cuts(buf, 0, self._tokens)  # a held buffer is not scanned again
+        cuts = _safe_cuts(buf, 0, tokens)
         out: list[Segment] = []
         start = pos = 0  # start: begin of pending scan piece; pos: last cut
         while True:
@@ -124,6 +137,7 @@ class OutputGuard:
                 # The token cut in two is judged from the cut on, as it will be
                 # when a later feed starts from this point.
                 cuts = _safe_cuts(buf, pos)
+                tokens = []  # the next feed looks at the rest afresh, from its start
             else:
                 break
         # Whitespace right after a safe cut goes out too: no match starts with whitespace,
@@ -133,10 +147,12 @@ class OutputGuard:
         pos += len(rest) - len(rest.lstrip())
         out.extend(self._mask(buf[start:pos]))
         self._buf = buf[pos:]
+        # The rest starts after whitespace (or at a forced cut, where ``tokens`` is empty).
+        self._tokens = [c - pos for c in tokens if c > pos]
         return merge_plain(out)
 
     def flush_segments(self) -> list[Segment]:
-        rest, self._buf = self._buf, ""
+        rest, self._buf, self._tokens = self._buf, "", []
         return merge_plain(self._mask(rest))
 
     def _mask(self, text: str) -> list[Segment]:

@@ -247,3 +247,13 @@ def test_hot_end_is_the_regex(token, start):
     token = "x" * start + token.replace(" ", "")
     if token[start:]:
         assert guard_module._hot(token, start, len(token)) == (_HOT_END_RE.search(token[start:]) is not None)
+
+
+@settings(max_examples=500, deadline=None)
+@given(TEXTS, st.integers(0, 600))
+def test_token_cuts_of_a_prefix_hold_for_its_extensions(text, cut):
+    import redaction.guard as guard_module  # noqa: PLC0415
+
+    prefix = text[: cut % (len(text) + 1)]
+    known = guard_module._token_cuts(prefix)
+    assert guard_module._token_cuts(text, 0, known) == guard_module._token_cuts(text)

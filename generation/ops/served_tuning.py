@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from django.conf import settings
@@ -33,6 +33,15 @@ from generation.ops.workers import stop_with_parent
 
 START_SECONDS = 180  # a server's start-up and model load, at most
 _DATABASE = "sluice.sqlite3"
+# Nothing of the deployment's shared state (database, Redis, limits, upstreams) and plain
+# HTTP on loopback, whatever the environment or .env says.
+ISOLATED = {
+    "CHANNEL_LAYER_URL": "memory://", "SLUICE_LIMITS_URL": "memory://", "SLUICE_UPSTREAMS": "",
+    "SLUICE_LIMIT_REQUESTS_PER_MINUTE": "0", "SLUICE_LIMIT_CONCURRENT_STREAMS": "0", "SLUICE_LIMIT_TOKENS_PER_DAY": "0",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "DJANGO_SECURE": "false", "DJANGO_SECURE_SSL_REDIRECT": "false",
+    "DJANGO_SECURE_PROXY_SSL_HEADER": "false", "SLUICE_TUNING": "false", "SLUICE_PRELOAD_MODEL": "true",
+    "PYTHONUNBUFFERED": "1",
+}
 
 
 class ServedTuning:
@@ -50,7 +59,7 @@ class ServedTuning:
             self._static = self.root / "staticfiles"
             self._manage("collectstatic", "--no-input", "-v", "0")
         self._manage("migrate", "--no-input", "-v", "0")
-        self.api_key = self._manage("create_api_key", "--name", "tune").strip()
+        self.api_key = self._manage("create_api_key", "--name", "tune").strip()  # in the copied database only
 
     def __enter__(self) -> "ServedTuning":
         return self
@@ -59,15 +68,8 @@ class ServedTuning:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def env(self, data_dir: Path, config: Config | None = None) -> dict:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings", "SLUICE_DATA_DIR": str(data_dir),
-               "SLUICE_MODEL_PATH": str(self.model_path), "SLUICE_TUNING": "false",
-               "SLUICE_PRELOAD_MODEL": "true", "SLUICE_UPSTREAMS": "", "DJANGO_STATIC_ROOT": str(self._static),
-               "PYTHONUNBUFFERED": "1"}
-        env.pop("SLUICE_TESTING", None)
-        env.pop("SLUICE_TUNING_FILE", None)
-        if config is not None:
-            env.update({name: str(value) for name, value in config.values().items()})
-        return env
+        return served_environment(os.environ, data_dir=data_dir, model_path=self.model_path,
+                                  static_root=self._static, config=config)
 
     def _manage(self, *args: str) -> str:
         done = subprocess.run([sys.executable, str(settings.BASE_DIR / "manage.py"), *args], env=self.env(self._template),
@@ -82,6 +84,21 @@ class ServedTuning:
         data_dir.mkdir()
         shutil.copyfile(self._template / _DATABASE, data_dir / _DATABASE)
         return ServedConfig(self.env(data_dir, config), data_dir, self.api_key, threads=config.threads)
+
+
+def served_environment(base: Mapping[str, str], *, data_dir: Path, model_path: Path, static_root: Path,
+                       config: Config | None = None) -> dict:
+    """The environment of a served configuration: this deployment's settings (its redaction
+    and guard are part of what serving costs) with nothing of its state shared, set
+    explicitly since .env fills in only what is unset; `config`'s values over all."""
+    env = {**base, **ISOLATED, "DJANGO_SETTINGS_MODULE": "project.settings", "SLUICE_DATA_DIR": str(data_dir),
+           "DATABASE_URL": f"sqlite:///{data_dir / _DATABASE}", "SLUICE_MODEL_PATH": str(model_path),
+           "DJANGO_STATIC_ROOT": str(static_root)}
+    env.pop("SLUICE_TESTING", None)
+    env.pop("SLUICE_TUNING_FILE", None)
+    if config is not None:
+        env.update({name: str(value) for name, value in config.values().items()})
+    return env
 
 
 class ServedConfig:

@@ -44,6 +44,10 @@ ISOLATED = {
 }
 
 
+class ServedTuningError(RuntimeError):
+    """A served configuration could not be set up, started or measured."""
+
+
 class ServedTuning:
     """One migrated database and API key for every configuration of a tune; `start(config)`
     serves one configuration. Use as a context manager: the folder goes at the end."""
@@ -75,7 +79,7 @@ class ServedTuning:
         done = subprocess.run([sys.executable, str(settings.BASE_DIR / "manage.py"), *args], env=self.env(self._template),
                               capture_output=True, text=True, timeout=300)
         if done.returncode:
-            raise RuntimeError(f"manage.py {args[0]} failed for the served measurements: {done.stderr[-2000:]}")
+            raise ServedTuningError(f"manage.py {args[0]} failed for the served measurements: {done.stderr[-2000:]}")
         return done.stdout
 
     def start(self, config: Config) -> "ServedConfig":
@@ -125,7 +129,7 @@ class ServedConfig:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 tail = self.log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"the served configuration stopped while starting:\n{tail}")
+                raise ServedTuningError(f"the served configuration stopped while starting:\n{tail}")
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
                 connection.request("GET", "/readyz")
@@ -134,7 +138,7 @@ class ServedConfig:
             except OSError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"the served configuration was not ready within {START_SECONDS} s")
+        raise ServedTuningError(f"the served configuration was not ready within {START_SECONDS} s")
 
     def run_streams(self, prompts: Sequence[str], max_tokens: int) -> Streams:
         """One stream per prompt at once, as run_streams does in-process, timing each delta
@@ -166,7 +170,9 @@ class ServedConfig:
             worker.join()
         cpu, elapsed = _cpu_seconds(self.process.pid) - cpu, time.perf_counter() - began
         if errors:
-            raise errors[0]
+            if isinstance(errors[0], ServedTuningError):
+                raise errors[0]
+            raise ServedTuningError(f"a measured stream failed: {type(errors[0]).__name__}") from errors[0]
         ends = [times[-1][0] for times in stamps if times]
         gaps = []
         for times in stamps:
@@ -194,7 +200,7 @@ class ServedConfig:
 def _read_stream(response: http.client.HTTPResponse, stamps: list[tuple[float, int]]) -> None:
     """Append (arrival, new tokens) for every delta of a native SSE stream; raise unless it ends done."""
     if response.status != 200:
-        raise RuntimeError(f"the served configuration answered {response.status}")
+        raise ServedTuningError(f"the served configuration answered {response.status}")
     event, produced = "", 0
     for line in iter(response.readline, b""):
         if line.startswith(b"event: "):
@@ -207,9 +213,9 @@ def _read_stream(response: http.client.HTTPResponse, stamps: list[tuple[float, i
                 produced = tokens
         elif line.startswith(b"data: ") and event in ("done", "cancelled", "error"):
             if event != "done":
-                raise RuntimeError(f"a measured stream ended {event}: {json.loads(line[6:]).get('code', '')}")
+                raise ServedTuningError(f"a measured stream ended {event}: {json.loads(line[6:]).get('code', '')}")
             return
-    raise RuntimeError("a measured stream ended without its terminal event")
+    raise ServedTuningError("a measured stream ended without its terminal event")
 
 
 def _cpu_seconds(pid: int) -> float:

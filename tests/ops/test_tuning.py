@@ -294,11 +294,11 @@ def test_a_served_stream_counts_each_deltas_new_tokens_and_must_end_done():
     served_tuning._read_stream(RecordedResponse(b": keep-alive\n\n" + body), stamps)
     assert [tokens for _, tokens in stamps] == [1, 2]  # the guard's last word carried no new token
     for ending in (("cancelled", {"reason": "shutdown"}), ("error", {"code": "model_error"})):
-        with pytest.raises(RuntimeError, match=f"ended {ending[0]}"):
+        with pytest.raises(served_tuning.ServedTuningError, match=f"ended {ending[0]}"):
             served_tuning._read_stream(RecordedResponse(sse(("delta", {"text": "A", "tokens": 1}), ending)), [])
-    with pytest.raises(RuntimeError, match="without its terminal event"):
+    with pytest.raises(served_tuning.ServedTuningError, match="without its terminal event"):
         served_tuning._read_stream(RecordedResponse(sse(("delta", {"text": "A", "tokens": 1}))), [])
-    with pytest.raises(RuntimeError, match="answered 429"):
+    with pytest.raises(served_tuning.ServedTuningError, match="answered 429"):
         served_tuning._read_stream(RecordedResponse(b"", status=429), [])
 
 

@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from generation.backends.cpu import threads_per_process, usable_cores
 from generation.backends.llamacpp import ENGINES, LlamaCppBackend
 from generation.backends.model_files import configured_model_file
-from generation.ops.served_tuning import ServedTuning
+from generation.ops.served_tuning import ServedTuning, ServedTuningError
 from generation.ops.tuner import Outcome, Tuner
 from generation.ops.tuning import LEVELS, Config, Row, choose, physical_cores, plan, table
 from project import tuning
@@ -117,7 +117,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         configs = plan(threads=grid["threads"], slots=grid["slots"], engines=grid["engines"],
                        n_batch=grid["n_batch"][0])
-        with contextlib.ExitStack() as stack:
+        with contextlib.ExitStack() as stack, _served_failure():
             if in_process:
                 serve = load
             else:
@@ -271,6 +271,14 @@ class Command(BaseCommand):
                 f"Chosen for {concurrency} stream(s) at once: {values} ({chosen.at(concurrency)[0]:.1f} tok/s "
                 f"aggregate; a lone stream {chosen.lone:.1f} tok/s, the best lone {best_lone:.1f})."
             )
+
+
+@contextlib.contextmanager
+def _served_failure():
+    try:
+        yield
+    except ServedTuningError as exc:
+        raise CommandError(f"{exc}\nNothing written. `manage.py tune --in-process` measures without serving.") from exc
 
 
 class Progress:

@@ -59,11 +59,15 @@ class ServedTuning:
         self._template.mkdir()
         self._served = 0
         self._static = Path(settings.STATIC_ROOT)
-        if not (self._static / "staticfiles.json").exists():  # serve wants collected static files
-            self._static = self.root / "staticfiles"
-            self._manage("collectstatic", "--no-input", "-v", "0")
-        self._manage("migrate", "--no-input", "-v", "0")
-        self.api_key = self._manage("create_api_key", "--name", "tune").strip()  # in the copied database only
+        try:
+            if not (self._static / "staticfiles.json").exists():  # serve wants collected static files
+                self._static = self.root / "staticfiles"
+                self._manage("collectstatic", "--no-input", "-v", "0")
+            self._manage("migrate", "--no-input", "-v", "0")
+            self.api_key = self._manage("create_api_key", "--name", "tune").strip()  # in the copied database only
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
 
     def __enter__(self) -> "ServedTuning":
         return self

@@ -23,10 +23,12 @@ DEFAULT_MAX_HOLDBACK = 1024
 _TOKEN_BEFORE_WS_RE = re.compile(r"(?<!\S)\S++(?=\s)")
 # A token ending like this may continue into a match across whitespace:
 # a card digit group, a "password:"/"key ="/"Bearer" label, or a quote.
-_HOT_END_RE = re.compile(r"(?:\d|[:=\"'`]|(?i:password|passwd|pwd|secret|key|token|bearer))$")
-_HOT_REACH = 8  # its longest match ("password")
-_HOT_LAST = "0123456789:=\"'`"  # its one-character matches, on ASCII
 _HOT_WORDS = ("password", "passwd", "pwd", "secret", "key", "token", "bearer")
+_HOT_MARKS = ":=\"'`"
+_HOT_END_RE = re.compile(rf"(?:\d|[{_HOT_MARKS}]|(?i:{'|'.join(_HOT_WORDS)}))$")
+# _hot's ASCII path, from the same words and marks: its longest match, its one-character ones.
+_HOT_REACH = max(map(len, _HOT_WORDS))
+_HOT_LAST = "0123456789" + _HOT_MARKS
 
 
 def _hot(hay: str, start: int, end: int) -> bool:

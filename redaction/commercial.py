@@ -11,7 +11,7 @@ import re
 from bisect import bisect_left
 
 from .needles import Hits
-from .rules import compiled
+from .rules import YEAR_RE, compiled
 from .shadow import classes
 from .spans import COMMERCIAL_TERM, PRICE, Cand
 
@@ -22,7 +22,8 @@ _NUM_SP = r"\d{1,3}(?: \d{3})+(?:,\d{1,2})?(?![\d])"
 # "€3 800,95": folding turned the no-break space that groups thousands into a plain one, so
 # after a marker a plain-space grouped amount counts when its decimal comma shows it is one.
 _NUM_SP_DEC = r"\d{1,3}(?: \d{3})+,\d{1,2}(?![\d])"
-_MAG = r"(?:\s?(?:k|K|m|M|mn|bn|million|billion|thousand)(?![A-Za-z]))?"
+_MAG_WORDS = ("k", "K", "m", "M", "mn", "bn", "million", "billion", "thousand")
+_MAG = rf"(?:\s?(?:{'|'.join(_MAG_WORDS)})(?![A-Za-z]))?"
 _SYM = r"(?:US\$|AU\$|CA\$|HK\$|NZ\$|S\$|R\$|[ACN]\$|\$|€|£|¥|₹|₩|₽|₺|₪|₫|₱)"
 _CODES = (
     "USD EUR GBP JPY CNY RMB CHF CAD AUD NZD INR SEK NOK DKK PLN CZK HUF MXN BRL ZAR SGD HKD KRW TRY "
@@ -44,6 +45,9 @@ _WORDCUR_RE = re.compile(rf"{_WORDCUR}(?![A-Za-z])", re.IGNORECASE)
 _AFTER_MARKER_RE = re.compile(rf"\s?(?:{_NUM_SP_DEC}|{_NUM}){_MAG}(?:\s?{_CODE}(?![A-Za-z]))?")  # $12.50, US$ 3k, $5 USD
 _AFTER_CODE_RE = re.compile(rf"\s?{_SYM}?\s?(?:{_NUM_SP_DEC}|{_NUM}){_MAG}")  # GBP 45, EUR 1.200
 _BEFORE_MARKER_RE = re.compile(rf"(?:{_NUM_SP}|{_NUM}){_MAG}\s?$")  # 12,50 €, 1,200 USD
+# Every character a _BEFORE_MARKER_RE match holds: digits, group and decimal separators,
+# white space and the letters of the magnitudes (_MAG).
+_BEFORE_CHARS_RE = re.compile(r"[\d\s,.'\u00a0\u202f" + "".join(sorted(set("".join(_MAG_WORDS)))) + "]*")
 
 
 def _markers(text: str, low: str | None = None, cls: bytes | None = None,
@@ -107,7 +111,11 @@ def _price_atoms(text: str, low: str | None = None, cls: bytes | None = None,
                 atoms.append((start, after.end()))
                 last = after.end()
                 continue
-        before = _BEFORE_MARKER_RE.search(text, max(last, start - 40), start)
+        lo = max(last, start - 40)
+        # A match ends at the marker and holds only _BEFORE_CHARS: search from where the run
+        # of those before the marker begins (read backwards in C), not from 40 characters back.
+        lo = start - _BEFORE_CHARS_RE.match(text[lo:start][::-1]).end()
+        before = _BEFORE_MARKER_RE.search(text, lo, start)
         if before and (before.start() == 0 or not (text[before.start() - 1].isalnum()
                                                     or text[before.start() - 1] in "$€£¥")):
             atoms.append((before.start(), end))
@@ -318,6 +326,7 @@ def scan_term_rules(text: str, low: str, rules, hits: Hits | None = None) -> lis
     n = len(low)
     head_starts: dict[tuple[str, ...], list[int]] = {}
     present = dict(hits.among(rules.term_hints))
+    years, year_search = rules.term_years, YEAR_RE.search
     for hint, regex in rules.terms:
         occurrences = present.get(hint)
         if occurrences is None:
@@ -332,6 +341,7 @@ def scan_term_rules(text: str, low: str, rules, hits: Hits | None = None) -> lis
                     else sorted({i for head in heads for i in hits.positions(head)}))
             at_start, n_starts = word_starts.match, len(starts)
         reach = 10 if hint == "%" else _TERM_REACH
+        needs_year = hint in years
         k, count = 0, len(occurrences)
         last = 0
         while k < count:
@@ -341,6 +351,9 @@ def scan_term_rules(text: str, low: str, rules, hits: Hits | None = None) -> lis
             m = None
             lo = i - reach if i - reach > last else last
             hi = i + len(hint) + 160 if i + len(hint) + 160 < n else n
+            if needs_year and year_search(low, lo, hi) is None:
+                k += 1  # every match ends in a year, and none lies within reach
+                continue
             if heads is None:
                 for w in word_starts.finditer(low, lo, i + 1):
                     m = regex.match(low, w.start(), hi)

@@ -72,12 +72,15 @@ class Folded:
     characters.
     """
 
-    __slots__ = ("text", "_starts", "_edits")
+    __slots__ = ("text", "_starts", "_edits", "_same_offsets")
 
     def __init__(self, text: str, edits: list[tuple[int, int, int]]) -> None:
         self.text = text
         self._edits = edits
         self._starts = [e[0] for e in edits]
+        # Every edit one character for one (a no-break space, a full-width digit): offsets
+        # do not move.
+        self._same_offsets = all(e[2] == 1 for e in edits)
 
     def orig(self, i: int) -> int:
         """The original index of the character at folded index ``i``."""
@@ -95,6 +98,8 @@ class Folded:
 
     def map_cands(self, cands: list) -> list:
         """Candidate tuples ``(start, end, ...)`` with their offsets mapped to the original."""
+        if self._same_offsets:
+            return [c for c in cands if c[1] > c[0]]
         orig = self.orig
         return [(orig(c[0]), orig(c[1] - 1) + 1, *c[2:]) for c in cands if c[1] > c[0]]
 

@@ -52,7 +52,9 @@ _CARD_SHAPES = {(4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 4, 3), (4, 4, 4, 4
 _CARD_SHAPE_STRS = frozenset("".join(chr(48 + n) for n in shape) for shape in _CARD_SHAPES)
 # Where a card can be, on the class string (shadow.py): 14 or more digits, groups joined by
 # up to three separators or line breaks. On the text itself where there is no class string.
-_CLASS_CARD_RE = re.compile(rb"d(?=[dsn]{12})(?:[sn]{0,3}d){13}d*(?:[sn]{1,3}d+)*")
+# A match never starts right after a digit (one would start there too, or the match before
+# it would have taken that digit), so "(?<!dd)" drops those starts before the costly lookahead.
+_CLASS_CARD_RE = re.compile(rb"d(?<!dd)(?=[dsn]{12})(?:[sn]{0,3}d){13}d*(?:[sn]{1,3}d+)*")
 _CARD_REGION_RE = re.compile(r"\d(?:[ .()/\-\n\r\t]{0,3}\d){13,}")
 _GROUP_RE = re.compile(r"\d+")
 # Between two groups of one card: any run of spaces, dots, dashes and line breaks.

@@ -245,12 +245,15 @@ class Compiled:
         self.secret_stems = tuple(s for s in stems if not any(o != s and s.startswith(o) for o in stems))
         self.secret_stem_set = frozenset(self.secret_stems)
         rules: dict[str, list[str]] = {}
+        year_led: dict[str, bool] = {}
         for lang in langs:
             for hints, pattern in TERM_RULES.get(lang, ()):
+                ends_in_year = _ends_in(pattern, "{year}")
                 for name, shape in NUMBERS.items():
                     pattern = pattern.replace("{" + name + "}", shape)
                 for hint in hints.split("|"):
                     rules.setdefault(hint, []).append(pattern)
+                    year_led[hint] = year_led.get(hint, True) and ends_in_year
         # One alternation per keyword; the keyword's presence gates the scan.
         self.terms = tuple((hint, re.compile(r"\b(?:" + "|".join(f"(?:{p})" for p in pats) + ")"))
                            for hint, pats in rules.items())
@@ -262,6 +265,31 @@ class Compiled:
         # head stands for the longest keyword it starts with), or None: the scan then
         # tries only where they occur instead of at every word start near the keyword.
         self.term_heads = {hint: _keyword_heads(regex.pattern, rules) for hint, regex in self.terms}
+        # Keywords every match of whose alternation ends in a {year}: where no year-shaped
+        # number follows an occurrence within the span a match may take, no start can match
+        # (exclusivity clauses: "exclusive ... until the end of 2027").
+        self.term_years = frozenset(hint for hint, flag in year_led.items() if flag)
+
+
+YEAR_RE = re.compile(NUMBERS["year"])
+
+
+def _ends_in(pattern: str, token: str) -> bool:
+    """Whether every match of ``pattern`` (a TERM_RULES row, placeholders unexpanded) ends
+    with what ``token`` matches: the pattern, parsed, is a sequence whose last item is it."""
+    if not pattern.endswith(token):
+        return False
+    marked = pattern[: -len(token)] + "(?P<_end>x)"
+    for name, shape in NUMBERS.items():
+        marked = marked.replace("{" + name + "}", shape)
+    try:
+        parsed = _sre_parse.parse(marked)
+    except re.error:
+        return False
+    if not parsed.data:
+        return False
+    op, av = parsed.data[-1]
+    return op is _sre.SUBPATTERN and av[0] == parsed.state.groupdict["_end"]
 
 
 # A word start as str.isalnum() sees it: an alphanumeric character (the regex's "\w" less

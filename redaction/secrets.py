@@ -11,6 +11,7 @@ import json
 import os
 import re
 from functools import lru_cache
+from re import _constants as _sre, _parser as _sre_parse
 
 from .needles import Hits, find_all, trie_pattern
 from .rules import SECRET_PROVIDERS, compiled
@@ -228,12 +229,50 @@ def scan_secrets(text: str, low: str | None = None, rules=None, hits: Hits | Non
     return out
 
 
-_PROVIDERS = tuple((hint, len(hint) == 1 or hint.lower(), re.compile(pattern), group)
-                   for _, hint, pattern, group in SECRET_PROVIDERS)  # True: no keyword gates it
+def _hint_offsets(pattern: str, hint: str) -> tuple[int, int] | None:
+    """(least, most) characters before the literal ``hint`` in every match of ``pattern``,
+    when the pattern is a sequence of literals and bounded repeats of one character class
+    followed by the hint's characters; None otherwise, or when the hint starts the pattern."""
+    try:
+        items = list(_sre_parse.parse(pattern))
+    except re.error:
+        return None
+    literal = [(_sre.LITERAL, ord(c)) for c in hint]
+    lo = hi = 0
+    for k, (op, av) in enumerate(items):
+        if items[k:k + len(hint)] == literal:
+            return (lo, hi) if hi > 0 else None
+        if op is _sre.LITERAL:
+            lo, hi = lo + 1, hi + 1
+        elif (op is _sre.MAX_REPEAT and len(av[2]) == 1 and av[2][0][0] is _sre.IN
+              and av[1] is not _sre.MAXREPEAT):
+            lo, hi = lo + av[0], hi + av[1]
+        else:
+            return None
+    return None
+
+
+def _provider_matches(text: str, hint: str, regex: re.Pattern[str], offsets: tuple[int, int]) -> list[re.Match[str]]:
+    """``list(regex.finditer(text))`` for a pattern whose every match holds ``hint`` between
+    ``offsets`` characters after its start (_hint_offsets): tried only at those starts."""
+    least, most = offsets
+    starts = sorted({s for i in find_all(text, hint) for s in range(i - most, i - least + 1) if s >= 0})
+    return _matches_at(regex, text, starts)
+
+
+# True: no keyword gates it. The offsets: where the literal sits at a bounded distance after
+# the start of every match (a Telegram token's ":AA", a Mailchimp key's "-us"), the pattern
+# is tried only at those starts before each occurrence, not scanned over the whole text.
+_PROVIDERS = tuple((hint, len(hint) == 1 or hint.lower(), re.compile(pattern), group, _hint_offsets(pattern, hint))
+                   for _, hint, pattern, group in SECRET_PROVIDERS)
 # A value introduced by a cue word: the first of the next few tokens on the same line
 # that mixes letters with digits. Trailing sentence punctuation and quotes are not part of it.
 _TOKEN_RE = re.compile(_VALUE)
 _VALUE_END = ".,;:)]}>\"'"
+_TOKEN_STOP_RE = re.compile(r"[\s\"'`,;]")  # no _VALUE token holds one
+# Every character str.isdigit() holds (ASCII digits, the Latin-1 superscripts) and, not to
+# list them, every one beyond Latin-1.
+_MAYBE_DIGIT_RE = re.compile(r"[^\x00-/:-\xb1\xb4-\xb8\xba-\xff]")
 CUE_REACH, _CUE_TOKENS = 64, 8
 
 
@@ -271,16 +310,26 @@ def _scan_table(text: str, low: str, rules, hits: Hits | None = None) -> list[Ca
     out: list[Cand] = []
     if hits is None:
         hits = Hits.direct(low)
-    for hint, low_hint, regex, group in _PROVIDERS:
+    for hint, low_hint, regex, group, offsets in _PROVIDERS:
         if (low_hint is True or low_hint in hits) and hint in text:
-            for m in regex.finditer(text):
+            for m in (regex.finditer(text) if offsets is None else _provider_matches(text, hint, regex, offsets)):
                 if group or _starts_token(text, m.start()):
                     if m.end() == len(text) or text[m.end()] not in _TOKEN_CHARS:
                         out.append((m.start(group), m.end(group), SECRET, 0.9))
     if len(low) == len(text):
         for cue in cue_matches(low, rules, hits):
             stop = text.find("\n", cue.end())
-            for n, m in enumerate(_TOKEN_RE.finditer(text, cue.end(), len(text) if stop < 0 else stop)):
+            end = len(text) if stop < 0 else stop
+            # The tokens looked at start within CUE_REACH and end at a character no token
+            # holds; without a digit (str.isdigit) before there, _value_like refuses them all.
+            bound = end
+            if cue.end() + CUE_REACH < end:
+                sep = _TOKEN_STOP_RE.search(text, cue.end() + CUE_REACH, end)
+                if sep is not None:
+                    bound = sep.start()
+            if _MAYBE_DIGIT_RE.search(text, cue.end(), bound) is None:
+                continue
+            for n, m in enumerate(_TOKEN_RE.finditer(text, cue.end(), end)):
                 if n >= _CUE_TOKENS or m.start() > cue.end() + CUE_REACH:
                     break
                 token = m.group()

@@ -75,6 +75,15 @@ def clear_cache() -> None:
 
 # Characters a _PHONE_RE candidate may hold besides digits.
 _PHONE_PUNCT = translate_table(str.maketrans("", "", "+ .-/()"))
+_PHONE_PUNCT_BYTES = b"+ .-/()"
+
+
+def _digits_of(cand: str) -> str:
+    """The candidate without its punctuation (bytes.translate deletes in C; str.translate
+    leaves its fast path for every character it deletes)."""
+    if cand.isascii():
+        return cand.encode("ascii").translate(None, _PHONE_PUNCT_BYTES).decode("ascii")
+    return cand.translate(_PHONE_PUNCT)
 
 
 def scan_phones(
@@ -187,7 +196,7 @@ def _cue(text: str, start: int, rules, cls: bytes | None = None) -> str | None:
         last = m
     if last is None or not _GAP_RE.fullmatch(window, last.end()):
         return None
-    return "p" if last.group("p") is not None else "a"
+    return rules.phone_cue_kind[last.group("w")]
 
 
 _HEADER_WORD_RE = re.compile(r"[^\W\d_]+")
@@ -263,9 +272,11 @@ def _header_cells(text: str, hs: int, delim: str, rules) -> tuple:
     return tuple(kinds) if ("p" in kinds or "a" in kinds) else ()
 
 
-def _intl_plausible(cand: str) -> bool:
-    """An international number: a known country code and a national part of plausible length."""
-    digits = cand.translate(_PHONE_PUNCT)  # a candidate holds digits and these only
+def _intl_plausible(cand: str, digits: str | None = None) -> bool:
+    """An international number: a known country code and a national part of plausible length
+    (``digits``: ``_digits_of(cand)`` when the caller has it)."""
+    if digits is None:
+        digits = _digits_of(cand)  # a candidate holds digits and these only
     intl = digits[2:] if cand.startswith("00") else digits
     for n in (1, 2, 3):
         if int(intl[:n] or 0) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
@@ -285,7 +296,8 @@ def _phone_ok(text: str, start: int, cand: str, region: str, rules=None, memo: d
     cell counts as cued by its column's header (rules.PHONE_COLUMNS; an anti-cue header
     such as "sku" or "ean" is an anti-cue).
     """
-    digits = len(cand.translate(_PHONE_PUNCT))
+    number = _digits_of(cand)
+    digits = len(number)
     if not 7 <= digits <= 15 or _DATE_LIKE_RE.fullmatch(cand):
         return False
     rules = rules or compiled()
@@ -305,13 +317,12 @@ def _phone_ok(text: str, start: int, cand: str, region: str, rules=None, memo: d
     if digits == len(cand) and not intl:
         return False  # a bare digit run is a phone number only after a cue
     if intl:
-        return _intl_plausible(cand) or _phone_valid(cand, region)
+        return _intl_plausible(cand, number) or _phone_valid(cand, region)
     if _YEAR_LED_RE.match(cand) or _IBAN_HEAD_RE.search(text, max(0, start - 40), start):
         return False  # a lot number, or digits inside an IBAN-shaped token
     if _phone_valid(cand, region):
         return True
-    digits = cand.translate(_PHONE_PUNCT)
-    return any(_national_valid(digits, r) for r in rules.phone_regions if r != region)
+    return any(_national_valid(number, r) for r in rules.phone_regions if r != region)
 
 
 @lru_cache(maxsize=None)

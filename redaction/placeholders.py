@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
+from operator import itemgetter
 
 from .spans import (
     COMMERCIAL_TERM,
@@ -36,20 +38,21 @@ PLACEHOLDER_RE = re.compile(r"\[[A-Z][A-Z0-9_]*_\d+\]")
 
 # ASCII fast paths for the identity keys: on ASCII text, str.isdigit/isalnum are
 # exactly 0-9 / letters and digits, so deleting the other ASCII characters
-# gives the same key as the per-character filter.
-_ASCII_NON_DIGITS = str.maketrans("", "", "".join(chr(c) for c in range(128) if not chr(c).isdigit()))
-_ASCII_NON_ALNUM = str.maketrans("", "", "".join(chr(c) for c in range(128) if not chr(c).isalnum()))
+# gives the same key as the per-character filter. bytes.translate deletes in C;
+# str.translate leaves its fast path for every character it deletes.
+_ASCII_NON_DIGITS = bytes(c for c in range(128) if not chr(c).isdigit())
+_ASCII_NON_ALNUM = bytes(c for c in range(128) if not chr(c).isalnum())
 
 
 def _digit_key(value: str) -> str:
     if value.isascii():
-        return value.translate(_ASCII_NON_DIGITS)
+        return value.encode("ascii").translate(None, _ASCII_NON_DIGITS).decode("ascii")
     return "".join(c for c in value if c.isdigit())
 
 
 def _iban_key(value: str) -> str:
     if value.isascii():
-        return value.translate(_ASCII_NON_ALNUM).upper()
+        return value.encode("ascii").translate(None, _ASCII_NON_ALNUM).decode("ascii").upper()
     return "".join(c for c in value if c.isalnum()).upper()
 
 
@@ -63,6 +66,8 @@ _KEYS = {t: None for t in LABELS}
 _KEYS.update({CREDIT_CARD: _digit_key, PHONE_NUMBER: _digit_key, IBAN_CODE: _iban_key,
               EMAIL_ADDRESS: str.lower, IP_ADDRESS: str.lower})
 
+
+_TYPE_OF = itemgetter(2)
 
 # The first placeholders of each built-in label, formatted once.
 _PRENUMBERED = 128
@@ -111,8 +116,8 @@ class PlaceholderMap(Mapping[str, str]):
         by its placeholder, and the count of spans per type: :meth:`placeholder_for` per
         span, without a method call for each."""
         parts: list[str] = []
-        counts: dict[str, int] = {}
-        by_key, key_of = self._by_key, _KEYS.get
+        by_key, key_of, allocate = self._by_key, _KEYS.get, self._allocate
+        append = parts.append
         pos = 0
         for start, end, type_, _ in spans:
             value = text[start:end]
@@ -120,13 +125,13 @@ class PlaceholderMap(Mapping[str, str]):
             key = (type_, value if norm is None else norm(value))
             placeholder = by_key.get(key)
             if placeholder is None:
-                placeholder = self._allocate(key, value)
-            parts.append(text[pos:start])
-            parts.append(placeholder)
+                placeholder = allocate(key, value)
+            append(text[pos:start])
+            append(placeholder)
             pos = end
-            counts[type_] = counts.get(type_, 0) + 1
-        parts.append(text[pos:])
-        return "".join(parts), counts
+        append(text[pos:])
+        # Counted in C, in the order each type first occurs (as a dict filled in the loop).
+        return "".join(parts), dict(Counter(map(_TYPE_OF, spans)))
 
     def type_of(self, placeholder: str) -> str | None:
         return self._types.get(placeholder)

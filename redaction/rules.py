@@ -221,8 +221,13 @@ class Compiled:
         def words(table: dict[str, tuple[str, ...]]) -> str:
             return trie_pattern({w for lang in langs for w in table.get(lang, ())})
 
-        # The last cue in the window before a number decides: phone cue or anti-cue.
-        self.phone_cue = re.compile(rf"(?<![\w.])(?:(?P<p>{words(PHONE_CUES)})|(?P<a>{words(PHONE_ANTI_CUES)}))(?![\w])")
+        # The last cue in the window before a number decides: phone cue or anti-cue. One trie
+        # for both, so the longest cue at a place wins ("order number" and "number of" are
+        # anti-cues that begin or end with the phone cue "number"); phone_cue_kind tells which.
+        phone_words = {w for lang in langs for w in PHONE_CUES.get(lang, ())}
+        anti_words = {w for lang in langs for w in PHONE_ANTI_CUES.get(lang, ())}
+        self.phone_cue_kind = {**{w: "a" for w in anti_words}, **{w: "p" for w in phone_words}}
+        self.phone_cue = re.compile(rf"(?<![\w.])(?P<w>{trie_pattern(phone_words | anti_words)})(?![\w])")
         # The same with the character before the cue consumed instead of looked behind at:
         # the scan skips to the characters that can precede a cue in C. phones._cue runs it
         # on its window after a space, and starts after the last digit or line break.

@@ -341,8 +341,11 @@ def test_full_translate_tables_translate_like_the_sparse_ones(text):
     from redaction import placeholders
     from redaction.shadow import translate_table
 
-    sparse = {c: None for c in range(128) if not chr(c).isdigit()}
-    assert text.translate(placeholders._ASCII_NON_DIGITS) == text.translate(sparse)
+    assert placeholders._digit_key(text) == "".join(c for c in text if c.isdigit())
+    assert placeholders._iban_key(text) == "".join(c for c in text if c.isalnum()).upper()
+    ascii_text = text.encode("ascii", "replace").decode("ascii")
+    assert placeholders._digit_key(ascii_text) == "".join(c for c in ascii_text if c.isdigit())
+    assert placeholders._iban_key(ascii_text) == "".join(c for c in ascii_text if c.isalnum()).upper()
     assert text.translate(translate_table(str.maketrans("", "", "+ .-/()"))) == text.translate(
         str.maketrans("", "", "+ .-/()"))
     letters = str.maketrans({chr(65 + i): str(10 + i) for i in range(26)})
@@ -367,7 +370,7 @@ def cue_reference(text, start, rules):
         last = m
     if last is None or not phones._GAP_RE.fullmatch(window, last.end()):
         return None
-    return "p" if last.group("p") is not None else "a"
+    return rules.phone_cue_kind[last.group("w")]
 
 
 CUE_PIECES = ("tel", "Tel.", "tel.5", "phone", "telephone", "lot", "order", "art.-nr.", "cod. art.", "direct line",

@@ -22,6 +22,11 @@ _NUM_SP = r"\d{1,3}(?: \d{3})+(?:,\d{1,2})?(?![\d])"
 # "€3 800,95": folding turned the no-break space that groups thousands into a plain one, so
 # after a marker a plain-space grouped amount counts when its decimal comma shows it is one.
 _NUM_SP_DEC = r"\d{1,3}(?: \d{3})+,\d{1,2}(?![\d])"
+# "€3 800": without decimals too, unless a quantity follows ("€3 800 units" stays "€3", the
+# price of 800 units) or the groups go on ("€1 234 567 units" is not "€1 234").
+_NUM_SP_PLAIN = (r"\d{1,3}(?: \d{3})+(?![\d]| \d)"
+                 r"(?!\s(?i:units?|pcs|pieces|items|sets|pairs|cases|cartons|pallets|boxes|kg|tonnes?|tons?|"
+                 r"st(?:ü|u)ck|stk|einheiten|unités|pièces|unidades|uds|piezas|pezzi|unità|stuks|peças)(?!\w))")
 _MAG_WORDS = ("k", "K", "m", "M", "mn", "bn", "million", "billion", "thousand")
 _MAG = rf"(?:\s?(?:{'|'.join(_MAG_WORDS)})(?![A-Za-z]))?"
 _SYM = r"(?:US\$|AU\$|CA\$|HK\$|NZ\$|S\$|R\$|[ACN]\$|\$|€|£|¥|₹|₩|₽|₺|₪|₫|₱)"
@@ -42,8 +47,8 @@ _CODE_SCAN_RE = re.compile("|".join(_CODES))
 _CODE_SET = frozenset(_CODES)
 _CLASS_CODE_RE = re.compile(rb"UUU(?<![aU]UUU)(?![aU])")  # on the class string (shadow.py)
 _WORDCUR_RE = re.compile(rf"{_WORDCUR}(?![A-Za-z])", re.IGNORECASE)
-_AFTER_MARKER_RE = re.compile(rf"\s?(?:{_NUM_SP_DEC}|{_NUM}){_MAG}(?:\s?{_CODE}(?![A-Za-z]))?")  # $12.50, US$ 3k, $5 USD
-_AFTER_CODE_RE = re.compile(rf"\s?{_SYM}?\s?(?:{_NUM_SP_DEC}|{_NUM}){_MAG}")  # GBP 45, EUR 1.200
+_AFTER_MARKER_RE = re.compile(rf"\s?(?:{_NUM_SP_DEC}|{_NUM_SP_PLAIN}|{_NUM}){_MAG}(?:\s?{_CODE}(?![A-Za-z]))?")  # $12.50, US$ 3k, $5 USD
+_AFTER_CODE_RE = re.compile(rf"\s?{_SYM}?\s?(?:{_NUM_SP_DEC}|{_NUM_SP_PLAIN}|{_NUM}){_MAG}")  # GBP 45, EUR 1.200
 _BEFORE_MARKER_RE = re.compile(rf"(?:{_NUM_SP}|{_NUM}){_MAG}\s?$")  # 12,50 €, 1,200 USD
 # Every character a _BEFORE_MARKER_RE match holds: digits, group and decimal separators,
 # white space and the letters of the magnitudes (_MAG).

@@ -39,9 +39,17 @@ PHONE_CUES: dict[str, tuple[str, ...]] = {
 # Words that make a number right after them something else (a lot, an order, an invoice).
 PHONE_ANTI_CUES: dict[str, tuple[str, ...]] = {
     "en": ("lot", "batch", "order", "po", "invoice", "sku", "ean", "tracking", "shipment", "customer no", "ref",
-           "serial", "id", "build", "firmware", "version", "v", "release"),
+           "serial", "id", "build", "firmware", "version", "v", "release",
+           # English names a reference number "<noun> number", after the noun: the compound
+           # is the anti-cue (the phone cue "number" alone would be closest). "number of" counts.
+           "order number", "invoice number", "customer number", "account number", "reference number",
+           "tracking number", "serial number", "part number", "item number", "article number", "product number",
+           "batch number", "lot number", "ticket number", "case number", "contract number", "policy number",
+           "vat number", "tax number", "registration number", "booking number", "confirmation number",
+           "shipment number", "parcel number", "po number", "number of"),
     "de": ("charge", "chargennummer", "auftrag", "bestellung", "rechnung", "art.-nr.", "kundennummer", "sendung",
-           "sendungsnummer", "los", "version"),
+           "sendungsnummer", "los", "version", "artikel", "artikelnummer", "bestellnummer", "rechnungsnummer",
+           "auftragsnummer"),
     "fr": ("lot", "commande", "facture", "réf.", "suivi", "colis", "client", "version"),
     "es": ("lote", "pedido", "factura", "ref.", "seguimiento", "envío", "cliente", "versión"),
     "it": ("lotto", "ordine", "fattura", "cod. art.", "tracking", "spedizione", "cliente", "versione"),

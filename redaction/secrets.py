@@ -276,14 +276,34 @@ _MAYBE_DIGIT_RE = re.compile(r"[^\x00-/:-\xb1\xb4-\xb8\xba-\xff]")
 CUE_REACH, _CUE_TOKENS = 64, 8
 
 
+# A period of the business calendar (Q3/2025, H1-2026, KW12, FY2025): a date, not a secret.
+_PERIOD_RE = re.compile(r"(?:q[1-4]|h[12]|kw\d{1,2}|cw\d{1,2}|fy)(?:[/.-]?(?:19|20)?\d\d)?", re.IGNORECASE)
+
+
 def _value_like(value: str) -> bool:
     if not any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
+        return False
+    if _PERIOD_RE.fullmatch(value):
         return False
     if "://" in value or "@" in value:
         return False
     if value[0] in "$<{[%*(" or value.lower() in _KV_STOP:
         return False
     return not (value.replace("-", "").replace(".", "").replace("/", "").isdigit())
+
+
+_LAST_WORDS_RE = re.compile(r"(?:([^\W\d_]+)[ .-]+)?([^\W\d_]+)$")
+
+
+def _after_reference(low: str, lo: int, start: int, references: frozenset[str]) -> bool:
+    """Whether the token at ``start`` follows a reference word (``rules.anti_columns``: the
+    phone anti-cues, letters only: lot, charge, sendung, sku, order...) with nothing but
+    separators between them, after ``lo`` (the cue's end)."""
+    before = low[lo if lo > start - 40 else start - 40:start].rstrip(" \t:#=.-")
+    m = _LAST_WORDS_RE.search(before) if before else None
+    if m is None:
+        return False
+    return m.group(2) in references or (m.group(1) is not None and m.group(1) + m.group(2) in references)
 
 
 def cue_matches(low: str, rules, hits: Hits | None = None) -> list[re.Match[str]]:
@@ -338,6 +358,8 @@ def _scan_table(text: str, low: str, rules, hits: Hits | None = None) -> list[Ca
                 value = token.lstrip(":=").rstrip(_VALUE_END)
                 if len(value) >= 6 and _value_like(value):
                     start = m.start() + len(m.group()) - len(m.group().lstrip(":="))
+                    if _after_reference(low, cue.end(), start, rules.anti_columns):
+                        continue  # "Charge L23031-33", "SKU TT4057-86": that reference, not the secret
                     out.append((start, start + len(value), SECRET, 0.8))
                     break
     return out

@@ -143,3 +143,47 @@ def test_table_headers(header, row, phones):
 def test_a_header_in_prose_is_not_one():
     text = "Please call, as agreed,\nthe supplier 0642993341, thanks"
     assert types_in(text) == []
+
+
+# A reference number named "<noun> number" (English puts the noun first, so the phone cue
+# "number" would be the closest cue) is no phone number; a phone number still is.
+@pytest.mark.parametrize("text,phones", [
+    ("Please quote order number 4500 1234 56 on the invoice.", []),
+    ("Customer number 381 679 339, delivery next week.", []),
+    ("The reference number 0123 456 789 was wrong.", []),
+    ("Part number 930-0001-22 is discontinued.", []),
+    ("Number of units: 1 200 000 per year.", []),
+    ("Phone number: 020 7946 0958", ["020 7946 0958"]),
+    ("My number is 07700 900123.", ["07700 900123"]),
+    ("Order number 4500 1234 56, call 020 7946 0958", ["020 7946 0958"]),
+])
+def test_reference_number_compounds_are_anti_cues(text, phones):
+    assert [v for t, v in types_in(text) if t == "PHONE_NUMBER"] == phones
+
+
+# After a secret cue, a token right after a reference word (the phone anti-cues: Charge, Sendung,
+# SKU, lot...) is that reference, and a period of the calendar is a date; the value after them
+# is still found.
+@pytest.mark.parametrize("text,secrets", [
+    ("Das Passwort liegt im Tresor. Sendung RR679757432DE ist unterwegs.", []),
+    ("Passwort für Bestellung B631297 folgt morgen.", []),
+    ("Token für Charge L23031-33 anfragen.", []),
+    ("Das Kennwort wird in Q3/2025 geändert.", []),
+    ("Zugangsdaten folgen, Artikel ART-93571-KP ist reserviert.", []),
+    ("The password is in the vault. SKU TT4057-86 ships today.", []),
+    ("Passwort für Charge 7: Xk9pR4wz2", ["Xk9pR4wz2"]),
+    ("PW: Xk9-pR4w!z Chargennummer B631297", ["Xk9-pR4w!z"]),
+    ("the password for lot L23031-33 is Tq8vLm2xP", ["Tq8vLm2xP"]),
+])
+def test_references_and_periods_after_a_secret_cue(text, secrets):
+    assert [v for t, v in types_in(text) if t == "SECRET"] == secrets
+
+
+@pytest.mark.parametrize("text,price", [
+    ("Price: €3 800 per unit", "€3 800 per unit"),
+    ("costs EUR 3 800.", "EUR 3 800"),
+    ("€3 800 units", "€3"),  # the price of 800 units
+    ("€1 234 567 units", "€1"),
+])
+def test_space_grouped_thousands_after_a_marker(text, price):
+    assert [v for t, v in types_in(text) if t == "PRICE"] == [price]

@@ -200,7 +200,9 @@ def _cue(text: str, start: int, rules, cls: bytes | None = None) -> str | None:
 
 
 _HEADER_WORD_RE = re.compile(r"[^\W\d_]+")
-_ASCII_DIGIT_RE = re.compile(r"[0-9]")  # str.isdigit() on ASCII
+# Every character str.isdigit() holds (ASCII digits, the Latin-1 superscripts) and every one
+# beyond Latin-1.
+_MAYBE_DIGIT_RE = re.compile(r"[^\x00-/:-\xb1\xb4-\xb8\xba-\xff]")
 _DELIMITERS = ";\t|,"
 
 
@@ -255,7 +257,10 @@ def _header_cells(text: str, hs: int, delim: str, rules) -> tuple:
     """Per header cell: "p" (a phone column), "a" (no phones) or None; () for no header."""
     he = text.find("\n", hs)
     line = text[hs:len(text) if he < 0 else he]
-    if _ASCII_DIGIT_RE.search(line) if line.isascii() else any(c.isdigit() for c in line):
+    # str.isdigit() anywhere in the line: a regex scan in C for the characters that may be one
+    # (ASCII and Latin-1 digits, anything beyond Latin-1), the exact test only where one occurs.
+    maybe = _MAYBE_DIGIT_RE.search(line)
+    if maybe is not None and (maybe.group() <= "\xff" or any(c.isdigit() for c in line[maybe.start():])):
         return ()
     kinds = []
     for cell in line.lower().split(delim):

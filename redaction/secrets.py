@@ -280,8 +280,15 @@ CUE_REACH, _CUE_TOKENS = 64, 8
 _PERIOD_RE = re.compile(r"(?:q[1-4]|h[12]|kw\d{1,2}|cw\d{1,2}|fy)(?:[/.-]?(?:19|20)?\d\d)?", re.IGNORECASE)
 
 
+_ASCII_DIGIT_RE = re.compile(r"[0-9]")  # str.isdigit() on ASCII
+_ASCII_LETTER_RE = re.compile(r"[A-Za-z]")  # str.isalpha() on ASCII
+
+
 def _value_like(value: str) -> bool:
-    if not any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
+    if value.isascii():
+        if _ASCII_DIGIT_RE.search(value) is None or _ASCII_LETTER_RE.search(value) is None:
+            return False
+    elif not any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
         return False
     if _PERIOD_RE.fullmatch(value):
         return False
@@ -292,7 +299,9 @@ def _value_like(value: str) -> bool:
     return not (value.replace("-", "").replace(".", "").replace("/", "").isdigit())
 
 
-_LAST_WORDS_RE = re.compile(r"(?:([^\W\d_]+)[ .-]+)?([^\W\d_]+)$")
+# The last word (and the one before it) of a text, matched on the text reversed: the same
+# words as a search for r"(?:(word)[ .-]+)?(word)$", without trying every start.
+_LAST_WORDS_REV_RE = re.compile(r"([^\W\d_]+)(?:[ .-]+([^\W\d_]+))?")
 
 
 def _after_reference(low: str, lo: int, start: int, references: frozenset[str]) -> bool:
@@ -300,10 +309,11 @@ def _after_reference(low: str, lo: int, start: int, references: frozenset[str]) 
     phone anti-cues, letters only: lot, charge, sendung, sku, order...) with nothing but
     separators between them, after ``lo`` (the cue's end)."""
     before = low[lo if lo > start - 40 else start - 40:start].rstrip(" \t:#=.-")
-    m = _LAST_WORDS_RE.search(before) if before else None
+    m = _LAST_WORDS_REV_RE.match(before[::-1])
     if m is None:
         return False
-    return m.group(2) in references or (m.group(1) is not None and m.group(1) + m.group(2) in references)
+    last = m.group(1)[::-1]
+    return last in references or (m.group(2) is not None and m.group(2)[::-1] + last in references)
 
 
 def cue_matches(low: str, rules, hits: Hits | None = None) -> list[re.Match[str]]:

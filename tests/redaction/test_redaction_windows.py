@@ -140,3 +140,62 @@ def test_one_for_one_folds_map_offsets_to_themselves(text, raw):
     cands = [(min(a, n), min(a + b, n), "X", 1.0) for a, b in raw]
     expected = [(folded.orig(c[0]), folded.orig(c[1] - 1) + 1, *c[2:]) for c in cands if c[1] > c[0]]
     assert folded.map_cands(cands) == expected
+
+
+# ---------------------------------------------------------------- secrets: the word before a value
+@settings(max_examples=800, deadline=None)
+@given(st.text(alphabet="ab éz9_ .-:#\t", max_size=24), st.sampled_from([frozenset({"ab", "abz", "éz"}), frozenset({"b"})]))
+def test_last_words_read_backwards_match_the_forward_search(before, refs):
+    plain = re.compile(r"(?:([^\W\d_]+)[ .-]+)?([^\W\d_]+)$")  # as it was
+    stripped = before.rstrip(" \t:#=.-")
+    m = plain.search(stripped) if stripped else None
+    expected = m is not None and (m.group(2) in refs or (m.group(1) is not None and m.group(1) + m.group(2) in refs))
+    assert secrets._after_reference(before, 0, len(before), refs) == expected
+
+
+def value_like_reference(value):
+    """secrets._value_like before its ASCII path."""
+    if not any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
+        return False
+    if secrets._PERIOD_RE.fullmatch(value) or "://" in value or "@" in value:
+        return False
+    if value[0] in "$<{[%*(" or value.lower() in secrets._KV_STOP:
+        return False
+    return not (value.replace("-", "").replace(".", "").replace("/", "").isdigit())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x2200), min_size=1, max_size=12))
+def test_value_like_ascii_path(value):
+    for v in (value, value.encode("ascii", "replace").decode("ascii")):
+        assert secrets._value_like(v) == value_like_reference(v)
+
+
+# ---------------------------------------------------------------- phones: a header line's digits
+def header_cells_reference(line, delim, rules):
+    """phones._header_cells on one line as it was (str.isdigit over the line)."""
+    if any(c.isdigit() for c in line):
+        return ()
+    kinds = []
+    for cell in line.lower().split(delim):
+        words = re.findall(r"[^\W\d_]+", cell)
+        joined = "".join(words)
+        if len(words) > 4 or len(cell) > 40:
+            kinds.append(None)
+        elif joined in rules.phone_columns or any(w in rules.phone_columns for w in words):
+            kinds.append("p")
+        elif joined in rules.anti_columns or any(w in rules.anti_columns for w in words):
+            kinds.append("a")
+        else:
+            kinds.append(None)
+    return tuple(kinds) if ("p" in kinds or "a" in kinds) else ()
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(["Telefon", "SKU", "name", ";", "é", "5", "²", "€", "٣", "①", " ", "x"]),
+                max_size=12).map("".join))
+def test_header_lines_with_a_digit_are_no_headers(line):
+    from redaction import phones  # noqa: PLC0415
+
+    rules = compiled()
+    assert phones._header_cells(line + "\n1", 0, ";", rules) == header_cells_reference(line, ";", rules)

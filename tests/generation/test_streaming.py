@@ -1,6 +1,8 @@
 import asyncio
 import json
 
+import pytest
+
 from generation.http.sse import KEEP_ALIVE, sse_frame, sse_stream
 from generation.lifecycle.bridge import ThreadBridge
 from generation.lifecycle.events import Accepted, Delta, Done
@@ -52,6 +54,32 @@ async def test_thread_bridge_delivers_in_order_from_another_thread():
     await asyncio.to_thread(lambda: [bridge.put(i) for i in range(100)])
     assert [await bridge.get(timeout=1) for _ in range(100)] == list(range(100))
     assert bridge.get_nowait() is None
+
+
+async def test_thread_bridge_wakes_a_waiting_consumer_for_every_item_and_times_out_when_idle():
+    import threading
+    import time
+
+    bridge = ThreadBridge(asyncio.get_running_loop())
+    with pytest.raises(TimeoutError):
+        await bridge.get(timeout=0.01)
+    received = []
+
+    def produce():  # bursts and pauses, so items arrive both while the consumer waits and while it is busy
+        for burst in range(50):
+            for k in range(burst % 4 + 1):
+                bridge.put((burst, k))
+            time.sleep(0.001 * (burst % 3))
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    expected = [(burst, k) for burst in range(50) for k in range(burst % 4 + 1)]
+    while len(received) < len(expected):
+        received.append(await bridge.get(timeout=5))
+    producer.join()
+    assert received == expected
+    with pytest.raises(TimeoutError):
+        await bridge.get(timeout=0.01)
 
 
 async def test_data_framing_writes_data_lines_only_and_keeps_alive_when_events_show_nothing():

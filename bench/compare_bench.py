@@ -30,6 +30,11 @@ llama.cpp's post-decode spin hit every side alike. Per row: first visible text p
 side, from sending the request), tokens/s per stream (median; tokens over the span from the
 first to the last text chunk), aggregate tokens/s (median over rounds of all tokens / wall).
 
+Then, when Sluice's configuration came from a tuning file, the configurations `tune` ranked
+highest besides it (--tuned-alternatives, default 2), each in its own `manage.py serve`, against
+the chosen one at 4 streams through the native SSE API, interleaved over --rounds rounds
+(bench/tuned_alternatives.py says why tune's own figures are not the yardstick).
+
 Then disconnects (each HTTP side, interleaved): a stream is dropped after a few text chunks,
 and the server's CPU seconds in the next 2 s are read from /proc; tokens generated after the
 hang-up come from Sluice's record (`tokens_after_cancel`); llama_cpp.server records none, so
@@ -69,7 +74,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
 import httpx
 
-from bench import harness
+from bench import harness, tuned_alternatives
 
 SIDES = ("floor", "llama_cpp_server", "sluice_sse", "sluice_v1")
 LABELS = {
@@ -206,7 +211,8 @@ def add_ratios(rows: list[dict]) -> list[dict]:
     return rows
 
 
-def evaluate_targets(rows: list[dict], disconnect: dict | None = None, hold: dict | None = None) -> dict:
+def evaluate_targets(rows: list[dict], disconnect: dict | None = None, hold: dict | None = None,
+                     tuned: dict | None = None) -> dict:
     """The issue's targets as ratios and yes/no; nothing here fails the run."""
     by = {(r["side"], r["streams"]): r for r in rows}
     targets: dict = {}
@@ -224,6 +230,10 @@ def evaluate_targets(rows: list[dict], disconnect: dict | None = None, hold: dic
             "ratio_by_side": scaling,
             "reached_by": [side for side, ratio in scaling.items() if _ge(ratio, 1.6)],
         }
+    if tuned and tuned.get("ratio") is not None:
+        targets[f"aggregate at {tuned['level']} streams >= 0.95x the best configuration tune found (served, this run)"] = {
+            "chosen": tuned["chosen"], "best_measured": tuned["best_measured"], "ratio": tuned["ratio"],
+            "met": tuned["met"]}
     ahead = {}
     for (side, level), row in sorted(by.items()):
         if side not in ("sluice_sse", "sluice_v1") or not row.get("vs_llama_cpp_server"):
@@ -459,6 +469,60 @@ def run_cell(sides: Sides, workers: list[ThreadPoolExecutor], side: str, streams
     for record in records:
         record["sent"] = max(record["sent"], started)  # a record made on error has no later send time
     return records, wall
+
+
+def tuned_phase(sluice, sluice_settings: dict, sluice_env: dict, work: Path, workers: list[ThreadPoolExecutor], *,
+                count: int, rounds: int, level: int, first_index: int, max_tokens: int, settle: float) -> tuple[dict, int]:
+    """The chosen configuration against the `count` others tune ranked highest, each served by
+    its own `manage.py serve`, `level` streams per cell, interleaved; returns the summary and
+    the next prompt index."""
+    sources = sluice_settings.get("SLUICE_CONFIG_SOURCES") or {}
+    if not count or "tuning file" not in sources.values():
+        return {"note": "skipped: Sluice's configuration did not come from a tuning file"
+                        if count else "skipped (--tuned-alternatives 0)"}, first_index
+    tuning = json.loads(Path(sluice_settings["SLUICE_TUNING_FILE"]).read_text())
+    chosen = {name: sluice_settings[name] for name in tuned_alternatives.TUNED}
+    picked = tuned_alternatives.alternatives(tuning, chosen, level, count)
+    if not picked:
+        return {"note": "skipped: the tuning file ranks no other configuration"}, first_index
+    index = first_index
+
+    def sides_for(server) -> Sides:
+        return Sides(contexts=[], llama_server=None, sluice=server, sse_key=server.api_key, v1_key="", v1_model="",
+                     max_tokens=max_tokens)
+
+    configs = {tuned_alternatives.label(chosen): sides_for(sluice)}
+    started, sources_in_effect, cells = [], {}, []
+    try:
+        for number, alternative in enumerate(picked):
+            (work / f"tuned-{number}").mkdir()
+            values = {name: str(value) for name, value in alternative["values"].items()}
+            server = harness.start_server(work / f"tuned-{number}", **{**sluice_env, **values})
+            started.append(server)
+            name = tuned_alternatives.label(alternative["values"])
+            configs[name] = sides_for(server)
+            sources_in_effect[name] = harness.settings_in_effect(server).get("SLUICE_CONFIG_SOURCES")
+        for found in configs.values():  # warm each server and every worker's connection to it; not kept
+            run_cell(found, workers, "sluice_sse", level, index, 4)
+            index += level
+        names = list(configs)
+        for round_number in range(rounds):
+            for name in names[round_number % len(names):] + names[:round_number % len(names)]:
+                time.sleep(settle)
+                records, wall = run_cell(configs[name], workers, "sluice_sse", level, index, max_tokens)
+                index += level
+                tokens = sum(r["tokens"] for r in records if r["ok"])
+                cells.append({"config": name, "round": round_number, "wall_s": round(wall, 3), "tokens": tokens,
+                              "errors": [r["error"] for r in records if not r["ok"]],
+                              "aggregate_tokens_per_second": round(tokens / wall, 2) if tokens else None})
+                log(f"tuned round {round_number + 1}/{rounds} {name}: {cells[-1]['aggregate_tokens_per_second']} "
+                    f"tok/s aggregate at {level}")
+    finally:
+        for server in started:
+            server.stop()
+    summary = tuned_alternatives.summarize(cells, chosen, tuning, level)
+    summary.update(sources_in_effect=sources_in_effect, tuning_measured=tuning.get("measured"), cells=cells)
+    return summary, index
 
 
 # ---------------------------------------------------------------------------------------------
@@ -862,6 +926,9 @@ def main() -> None:
                         help="streams held waiting on llama_cpp.server (default 100; quick 50; 0: skip)")
     parser.add_argument("--n-ctx", type=int, default=4096, help="floor and llama_cpp.server context (Sluice: its settings)")
     parser.add_argument("--n-batch", type=int, default=256, help="floor and llama_cpp.server batch")
+    parser.add_argument("--tuned-alternatives", type=int, default=None,
+                        help="configurations tune ranked highest, besides the chosen one, measured against it at "
+                             "4 streams (default 2; quick 1; 0: skip; only with a tuning file in effect)")
     parser.add_argument("--sluice-env", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting for the Sluice servers (repeatable), e.g. SLUICE_SLOTS=2")
     parser.add_argument("--out", default=None, help="results JSON (default bench/results/compare.json)")
@@ -874,6 +941,7 @@ def main() -> None:
     args.sweep_runs = args.sweep_runs or (1 if quick else 3)
     args.disconnects = args.disconnects if args.disconnects is not None else (1 if quick else 5)
     args.hold = args.hold if args.hold is not None else (100 if quick else 1000)
+    args.tuned_alternatives = args.tuned_alternatives if args.tuned_alternatives is not None else (1 if quick else 2)
     args.hold_heartbeat = args.hold_heartbeat or (1.0 if quick else 5.0)
     args.hold_window = args.hold_window or 4 * args.hold_heartbeat
     args.hold_llama_server = args.hold_llama_server if args.hold_llama_server is not None else (50 if quick else 100)
@@ -998,6 +1066,12 @@ def main() -> None:
         phases["rounds_s"] = round(time.monotonic() - phase_started, 1)
 
         phase_started = time.monotonic()
+        tuned, index = tuned_phase(sluice, sluice_settings, sluice_env, work, workers,
+                                   count=args.tuned_alternatives, rounds=args.rounds, level=4, first_index=index,
+                                   max_tokens=args.max_tokens, settle=args.settle)
+        phases["tuned_s"] = round(time.monotonic() - phase_started, 1)
+
+        phase_started = time.monotonic()
         disconnect = disconnect_checks(sides, args.disconnects, after_chunks=3 if quick else 10, first_index=index,
                                        settle=args.settle)
         index += 3 * (args.disconnects + 1)
@@ -1077,6 +1151,7 @@ def main() -> None:
                           "settings_in_effect": "as sluice_sse"},
         },
         "rows": rows,
+        "tuned": tuned,
         "disconnect": disconnect,
         "hold": hold or {"note": "skipped (--hold 0)"},
         "hold_llama_cpp_server": {
@@ -1091,7 +1166,7 @@ def main() -> None:
         "streams": streams,
     }
     report["warnings"] = run_warnings(machine, best, sluice_settings)
-    report["targets"] = evaluate_targets(rows, {s: disconnect[s] for s in HTTP_SIDES}, hold)
+    report["targets"] = evaluate_targets(rows, {s: disconnect[s] for s in HTTP_SIDES}, hold, tuned)
     report["plots"] = write_plots(report, plots)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
@@ -1111,6 +1186,11 @@ def main() -> None:
     print()
     print(format_table(rows))
     print()
+    for name, found in (tuned.get("configs") or {}).items():
+        print(f"tuned {'(chosen) ' if found['chosen'] else ''}{name}: {found['aggregate_median']} tok/s at "
+              f"{tuned['level']} streams, median of {found['cells']} (tune recorded {found['tune_recorded']})")
+    if tuned.get("note"):
+        print(f"tuned: {tuned['note']}")
     for side in HTTP_SIDES:
         found = disconnect[side]
         print(f"disconnect {side:16}: tokens after hang-up max {found['tokens_after_hang_up_max']} "

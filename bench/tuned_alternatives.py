@@ -27,9 +27,10 @@ def _key(values: dict) -> tuple:
 def ranked(tuning: dict, level: int) -> list[tuple[dict, float]]:
     """Every configuration in the tuning file with its best aggregate tokens/s at `level`
     streams (at its slot count when it has fewer slots: the rest wait in its queue), highest
-    first; the grid's, the finalists' and the n_batch pass's runs taken together."""
+    first; the grid's and the finalists' runs taken together. The n_batch pass is left out:
+    it measured long prompts, so its figures rank nothing against these."""
     best: dict[tuple, tuple[dict, float]] = {}
-    for row in [*tuning.get("rows", []), *tuning.get("finalist_rows", []), *tuning.get("n_batch_rows", [])]:
+    for row in [*tuning.get("rows", []), *tuning.get("finalist_rows", [])]:
         values = row["config"]
         figures = {int(k): v for k, v in (row.get("aggregate_tokens_per_second") or {}).items()}
         figure = figures.get(min(level, int(values["SLUICE_SLOTS"])))

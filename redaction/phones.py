@@ -10,7 +10,7 @@ import phonenumbers
 
 from .phonevalid import valid_number
 from .rules import compiled
-from .pii import _IBAN_HEAD_RE, NON_DIGIT_RE, digit_runs
+from .pii import NON_DIGIT_RE, digit_runs, iban_head_before
 from .shadow import translate_table
 from .spans import PHONE_NUMBER, Cand
 
@@ -71,6 +71,7 @@ def clear_cache() -> None:
     """Forget memoised validation results (for benchmarks measuring cold cost)."""
     _phone_valid.cache_clear()
     _national_valid.cache_clear()
+    _valid_in_other_regions.cache_clear()
 
 
 # Characters a _PHONE_RE candidate may hold besides digits.
@@ -323,11 +324,18 @@ def _phone_ok(text: str, start: int, cand: str, region: str, rules=None, memo: d
         return False  # a bare digit run is a phone number only after a cue
     if intl:
         return _intl_plausible(cand, number) or _phone_valid(cand, region)
-    if _YEAR_LED_RE.match(cand) or _IBAN_HEAD_RE.search(text, max(0, start - 40), start):
+    if _YEAR_LED_RE.match(cand) or iban_head_before(text, start):
         return False  # a lot number, or digits inside an IBAN-shaped token
     if _phone_valid(cand, region):
         return True
-    return any(_national_valid(number, r) for r in rules.phone_regions if r != region)
+    return _valid_in_other_regions(number, region, rules.phone_regions)
+
+
+@lru_cache(maxsize=4096)
+def _valid_in_other_regions(digits: str, region: str, regions: tuple[str, ...]) -> bool:
+    """Whether ``digits`` is a national number of one of ``regions`` other than ``region``
+    (_national_valid for each, memoised as one answer like it)."""
+    return any(_national_valid(digits, r) for r in regions if r != region)
 
 
 @lru_cache(maxsize=None)

@@ -65,6 +65,16 @@ _CARD_SEP_CHARS = " .-\n\r\t"
 # One character per repeat, so the match is linear in the window (no nested quantifiers).
 # The first capital is matched before the lookbehind, so the search skips in C to capitals.
 _IBAN_HEAD_RE = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9])* ?$")
+_IBAN_HEAD_CHARS_RE = re.compile(r"[A-Z\d ]*")  # every character an _IBAN_HEAD_RE match holds
+
+
+def iban_head_before(text: str, start: int) -> bool:
+    """``_IBAN_HEAD_RE.search(text, max(0, start - 40), start) is not None``, searched only
+    from where the run of capitals, digits and spaces before ``start`` begins (read backwards
+    in C): a match holds nothing else, and its "$" may stand before one final line break."""
+    lo = start - 40 if start > 40 else 0
+    end = start - 1 if start > lo and text[start - 1] == "\n" else start
+    return _IBAN_HEAD_RE.search(text, end - _IBAN_HEAD_CHARS_RE.match(text[lo:end][::-1]).end(), start) is not None
 
 # A digit d at a doubled Luhn position counts as the digit sum of 2 * d.
 _LUHN_DOUBLE = str.maketrans("0123456789", "0246813579")
@@ -195,7 +205,7 @@ def _free_start(text: str, start: int) -> bool:
         return False
     if before in ".-" and start > 1 and text[start - 2].isdigit():
         return False  # a dotted or dashed number that starts earlier
-    return _IBAN_HEAD_RE.search(text, max(0, start - 40), start) is None
+    return not iban_head_before(text, start)
 
 
 def _free_end(text: str, end: int) -> bool:

@@ -199,3 +199,12 @@ def test_header_lines_with_a_digit_are_no_headers(line):
 
     rules = compiled()
     assert phones._header_cells(line + "\n1", 0, ";", rules) == header_cells_reference(line, ";", rules)
+
+
+# ---------------------------------------------------------------- IBAN heads before a number
+@settings(max_examples=800, deadline=None)
+@given(st.text(alphabet="ABDE XYZ89 0\n-a٣", max_size=50), st.integers(0, 50))
+def test_iban_head_searched_from_its_character_run(text, start):
+    start = min(start, len(text))
+    plain = pii._IBAN_HEAD_RE.search(text, max(0, start - 40), start) is not None
+    assert pii.iban_head_before(text, start) == plain

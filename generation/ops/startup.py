@@ -41,10 +41,11 @@ def _load_backend() -> None:
 
 
 def freeze_start_up() -> None:
-    """Move every object alive now (imports, settings, the model's wrappers: about 120,000)
-    to the collector's permanent generation. A full collection otherwise walks them all,
-    holding the GIL for tens of milliseconds in the middle of streams; frozen objects are
-    still freed by reference counting. Called before serving and once the model is loaded."""
+    """Move every object alive now (imports, settings, the model's wrappers) to the
+    collector's permanent generation. A full collection otherwise walks them all, holding the
+    GIL in the middle of streams (docs/architecture.md, "The garbage collector"); frozen
+    objects are still freed by reference counting. Called before serving and once the model
+    is loaded."""
     gc.collect()
     gc.freeze()
 

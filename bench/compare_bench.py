@@ -492,14 +492,19 @@ def tuned_phase(sluice, sluice_settings: dict, sluice_env: dict, work: Path, wor
                      max_tokens=max_tokens)
 
     configs = {tuned_alternatives.label(chosen): sides_for(sluice)}
-    started, sources_in_effect, cells = [], {}, []
+    started, sources_in_effect, cells, failed = [], {}, [], {}
     try:
         for number, alternative in enumerate(picked):
             (work / f"tuned-{number}").mkdir()
             values = {name: str(value) for name, value in alternative["values"].items()}
-            server = harness.start_server(work / f"tuned-{number}", **{**sluice_env, **values})
-            started.append(server)
             name = tuned_alternatives.label(alternative["values"])
+            try:
+                server = harness.start_server(work / f"tuned-{number}", **{**sluice_env, **values})
+            except RuntimeError as exc:  # recorded; the rest of the run goes on without it
+                failed[name] = str(exc)[-500:]
+                log(f"tuned: {name} did not start; left out")
+                continue
+            started.append(server)
             configs[name] = sides_for(server)
             sources_in_effect[name] = harness.settings_in_effect(server).get("SLUICE_CONFIG_SOURCES")
         for found in configs.values():  # warm each server and every worker's connection to it; not kept
@@ -521,7 +526,8 @@ def tuned_phase(sluice, sluice_settings: dict, sluice_env: dict, work: Path, wor
         for server in started:
             server.stop()
     summary = tuned_alternatives.summarize(cells, chosen, tuning, level)
-    summary.update(sources_in_effect=sources_in_effect, tuning_measured=tuning.get("measured"), cells=cells)
+    summary.update(sources_in_effect=sources_in_effect, tuning_measured=tuning.get("measured"), cells=cells,
+                   failed_to_start=failed)
     return summary, index
 
 

@@ -995,7 +995,11 @@ def main() -> None:
         best = args.floor_threads
     else:
         candidates = thread_candidates(cores)
-        contexts[0].create_completion(prompt_for(index), max_tokens=4, temperature=0)  # warm
+        # Warm on the thread that runs context 0 from now on, never on this one: every thread
+        # that runs a parallel decode keeps an OpenMP team, and once the teams hold more
+        # threads than there are cores libgomp sleeps at ggml's barriers instead of spinning,
+        # which slowed the floor's 2-thread stream below its 1-thread one.
+        workers[0].submit(contexts[0].create_completion, prompt_for(index), max_tokens=4, temperature=0).result()
         index += 1
         for run in range(args.sweep_runs):
             for threads in candidates[run % len(candidates):] + candidates[:run % len(candidates)]:

@@ -182,10 +182,15 @@ def _hours_with_rows(first: datetime, last: datetime) -> set[datetime]:
     return set(rows.datetimes("created_at", "hour", tzinfo=UTC))
 
 
+def newest_settled_hour(now: datetime) -> datetime:
+    """The start of the newest hour that has ended and settled by `now`."""
+    return floor_hour(now - SETTLE) - HOUR
+
+
 def seal_settled_hours(*, now: datetime | None = None, limit: int | None = None) -> int:
     """Seal the settled hours of the longest dashboard window, newest first; returns how many."""
     now = now or timezone.now()
-    newest = floor_hour(now - SETTLE) - HOUR
+    newest = newest_settled_hour(now)
     oldest = floor_hour(now - LONGEST_WINDOW)
     skip = _sealed(1, oldest, newest) | _unfinished_hours(oldest, newest)
     todo = [hour for hour in reversed(hours_between(oldest, newest)) if hour not in skip][:limit]

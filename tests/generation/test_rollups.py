@@ -165,3 +165,24 @@ def test_full_days_are_summed_into_day_rows_with_the_same_figures():
     assert figures(since, NOW) == before
     in_window = [row for row in rows if row.created_at >= since]
     assert before["status"] == {status: sum(row.status == status for row in in_window) for status in before["status"]}
+
+
+def test_the_heartbeat_seals_a_backlog_each_beat_then_only_when_another_hour_settles(monkeypatch, django_assert_num_queries):
+    from generation.ops import ownership
+
+    monkeypatch.setattr(ownership, "_caught_up_at", None)
+    clock = {"now": NOW}
+    monkeypatch.setattr(timezone, "now", lambda: clock["now"])
+    seed_hours(random.Random(3), hours=2, per_hour=5)
+    beats = []
+    while not beats or beats[-1] == ownership.SEAL_HOURS_PER_BEAT:  # a month to catch up, a day a beat
+        beats.append(ownership.seal_tallies())
+    assert sum(beats) == 30 * 24 and len(beats) == 31
+    with django_assert_num_queries(0):  # caught up: a beat in the same settled hour reads nothing
+        assert ownership.seal_tallies() == 0
+    make_row(NOW - timedelta(minutes=20))  # a run in the hour that settles next
+    clock["now"] = NOW + timedelta(hours=1)
+    assert ownership.seal_tallies() == 1  # the next hour, sealed with its row
+    assert Tally.objects.filter(name=rollups.SEALED, hours=1, start=rollups.floor_hour(NOW)).exists()
+    with django_assert_num_queries(0):
+        assert ownership.seal_tallies() == 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -30,12 +29,6 @@ sys.path.insert(0, str(ROOT))
 import httpx
 
 from bench import harness
-
-
-def cpu_split(pid: int) -> tuple[float, float]:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def stream(server, route: str, index: int, tokens: int) -> int:
@@ -63,14 +56,14 @@ def run_round(server, route: str, streams: int, tokens: int, first: int) -> dict
         counts[k] = stream(server, route, first + k, tokens)
 
     threads = [threading.Thread(target=one, args=(k,)) for k in range(streams)]
-    user0, sys0 = cpu_split(server.process.pid)
+    user0, sys0 = harness.cpu_times(server.process.pid)
     began = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     wall = time.monotonic() - began
-    user1, sys1 = cpu_split(server.process.pid)
+    user1, sys1 = harness.cpu_times(server.process.pid)
     deltas = sum(counts)
     return {"route": route, "deltas": deltas, "wall_s": round(wall, 3), "user_s": round(user1 - user0, 2),
             "sys_s": round(sys1 - sys0, 2),

@@ -169,11 +169,17 @@ def machine_info() -> dict:
     }
 
 
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU of a whole process so far, exited threads included (/proc/<pid>/stat;
-    resolution one clock tick, 10 ms on Linux)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a whole process so far, exited threads included
+    (/proc/<pid>/stat; resolution one clock tick, 10 ms on Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of a whole process so far (see cpu_times)."""
+    return sum(cpu_times(pid))
 
 
 def rss_bytes(pid: int) -> int:

@@ -166,3 +166,40 @@ def test_term_heads_on_the_corpora():
         low = text.lower()
         assert sorted(commercial.scan_term_rules(text, low, rules, _keywords(rules).scan(low))) == \
             term_rules_reference(text, low, rules)
+
+
+# ---------------------------------------------------------------- the start filter of NeedleIndex.scan
+def trie_search_scan(index, hay):
+    """The scan before the start filter: the trie searched again from each hit's next position."""
+    found = {}
+    m = index._search(hay)
+    while m is not None:
+        for w in index._at[m.group()]:
+            found.setdefault(w, []).append(m.start())
+        m = index._search(hay, m.start() + 1)
+    return found
+
+
+WIDE = "abcdeé%-_:.sxkyz \n\u00a0\u0141\u03a3\u03c2\U0001f600\u0130\ud8000123?"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sets(st.text(alphabet=WIDE + "fghijlmnopqrtuvw!", min_size=1, max_size=5), min_size=1, max_size=40),
+       st.text(alphabet=WIDE, max_size=80))
+def test_start_filter_keeps_every_occurrence(needles, text):
+    # Up to 40 needles over 40 characters: classes shared past the 31st, needles beyond Latin-1
+    # (no filter), characters beyond Latin-1, astral ones and lone surrogates in the text.
+    index = NeedleIndex(needles)
+    assert index.scan(text)._found == trie_search_scan(index, text)
+    for needle in needles:
+        assert index.scan(text).positions(needle) == find_all(text, needle)
+
+
+def test_start_filter_of_the_detectors_keywords():
+    texts = corpus_texts()
+    for langs in (None, ["de"], ["fr", "it"], ["pt", "nl", "es"]):
+        index = _keywords(compiled(langs))
+        assert index._filter is not None  # every keyword's first three characters are Latin-1
+        for text in texts:
+            for hay in (text, text.lower(), text.upper()):
+                assert index.scan(hay)._found == trie_search_scan(index, hay)

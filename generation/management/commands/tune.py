@@ -19,7 +19,8 @@ from generation.backends.llamacpp import ENGINES, LlamaCppBackend
 from generation.backends.model_files import configured_model_file
 from generation.ops.served_tuning import ServedTuning, ServedTuningError
 from generation.ops.tuner import Outcome, Tuner
-from generation.ops.tuning import LEVELS, Config, Row, choose, physical_cores, plan, table
+from generation.ops.tuning import (LEVELS, LONG_PROMPT_FIRST_TOKEN_TOLERANCE, Config, Row, choose, physical_cores, plan,
+                                    table)
 from project import tuning
 
 DEFAULT_N_BATCH = 256  # project/settings.py; the alternative measured is half of it
@@ -199,6 +200,7 @@ class Command(BaseCommand):
             # A lone stream's tokens after the first cost the same for any n_batch: the 5% rule
             # would compare noise there, so first token and aggregate decide; a tie keeps the first value.
             result.n_batch.chosen = choose(result.n_batch.rows, concurrency=concurrency, lone_rule=False,
+                                           first_token_tolerance=LONG_PROMPT_FIRST_TOKEN_TOLERANCE,
                                            prefer=lambda row: row.config.n_batch == n_batches[0])
             if result.n_batch.stopped:
                 result.stopped = "; ".join(filter(None, (result.stopped, f"n_batch: {result.n_batch.stopped}")))

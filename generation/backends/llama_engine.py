@@ -6,9 +6,16 @@ single `llama_decode`. On a CPU a step with several sequences costs little more 
 with one, which is where concurrent streams gain their throughput.
 
 A run is placed on a KV sequence by the engine, not by the scheduler's slot number: the
-free sequence holding the longest prefix this caller may reuse, else the least recently
-used one. The scheduler hands slots out in turn, so placing by slot number would send a
-caller's next request to another sequence's cache and lose its prefix.
+free sequence holding the longest prefix this caller may reuse, else one next to the busy
+sequences, else the least recently used one. The scheduler hands slots out in turn, so
+placing by slot number would send a caller's next request to another sequence's cache and
+lose its prefix.
+
+Each sequence has its own KV stream (llama.cpp's `kv_unified` off), and llama.cpp computes
+such a batch in one pass only over sequences whose ids follow each other in the batch's
+order (its `split_equal(sequential=true)`): every gap or step back starts another pass over
+the whole model. So a step writes its tokens in sequence order, and placement keeps the
+busy sequences together.
 """
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ import ctypes
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import llama_cpp
@@ -97,10 +104,17 @@ def reusable_prefix(cache: SequenceCache, sequence: Sequence_, n_batch: int) -> 
     return max(keep, 0)
 
 
-def best_place(caches: Sequence[SequenceCache], free: Sequence[int], sequence: Sequence_, n_batch: int) -> int:
-    """The free cache with the longest reusable prefix; among equals the least recently used,
-    so one caller's run does not evict another caller's prefix while an older one is free."""
-    return max(free, key=lambda index: (reusable_prefix(caches[index], sequence, n_batch), -caches[index].last_used))
+def best_place(caches: Sequence[SequenceCache], free: Sequence[int], sequence: Sequence_, n_batch: int,
+               busy: Collection[int] = ()) -> int:
+    """The free cache with the longest reusable prefix; among equals the one that adds the
+    fewest runs of consecutive ids to the `busy` sequences (each run is a pass over the model
+    in every step), then the least recently used, so one caller's run does not evict another
+    caller's prefix while an older one is free."""
+    def new_runs(index: int) -> int:
+        return 1 - (index - 1 in busy) - (index + 1 in busy)
+
+    return max(free, key=lambda index: (reusable_prefix(caches[index], sequence, n_batch), -new_runs(index),
+                                        -caches[index].last_used))
 
 
 class Engine:
@@ -215,7 +229,7 @@ class Engine:
             if not free:  # more runs than sequences: the caller broke the one-run-per-slot contract
                 self._finish(sequence, BackendError("no free sequence in the context"))
                 continue
-            sequence.seq = best_place(self.caches, free, sequence, self.n_batch)
+            sequence.seq = best_place(self.caches, free, sequence, self.n_batch, busy=self._active.keys())
             self._placements += 1
             self.caches[sequence.seq].last_used = self._placements
             sequence.prompt_done = self._reuse_prefix(sequence)
@@ -250,13 +264,13 @@ class Engine:
         batch = self.batch.batch
         batch.n_tokens = 0
         outputs: list[tuple[Sequence_, int]] = []
-        members: dict[int, Sequence_] = {}  # the sequences with tokens in this step
+        members: dict[int, tuple[Sequence_, Sequence[int], bool]] = {}  # seq -> tokens this step, last one's logits
         generating = [s for s in self._active.values() if not s.prefilling]
         for sequence in generating:
-            outputs.append((sequence, self._add(sequence, sequence.last_token, logits=True)))
-            members[sequence.seq] = sequence
+            members[sequence.seq] = (sequence, (sequence.last_token,), True)
         # Prefill shares the step with generating sequences: a smaller chunk keeps their
-        # inter-token latency down while a long prompt is read.
+        # inter-token latency down while a long prompt is read. Prompts are read in the
+        # order their runs came.
         budget = self.n_batch if not generating else max(self.n_batch // 4, 1)
         canonical_chunk: Sequence_ | None = None
         for sequence in [s for s in self._active.values() if s.prefilling]:
@@ -266,16 +280,18 @@ class Engine:
             if take == self.n_batch and sequence.prompt_done == self.caches[sequence.seq].canonical \
                     and sequence.prompt_done % self.n_batch == 0 and sequence.prompt_done + take < len(sequence.prompt_tokens):
                 canonical_chunk = sequence  # a whole interior chunk on the fresh-run grid
-            for token in sequence.prompt_tokens[sequence.prompt_done : sequence.prompt_done + take]:
-                index = self._add(sequence, token, logits=False)
+            chunk = sequence.prompt_tokens[sequence.prompt_done : sequence.prompt_done + take]
             sequence.prompt_done += take
             sequence.prompt_evaluated += take
-            members[sequence.seq] = sequence
+            members[sequence.seq] = (sequence, chunk, not sequence.prefilling)
             budget -= take
-            if not sequence.prefilling:
-                batch.logits[index] = True
+        for seq in sorted(members):  # in sequence order: one pass over the model (module docstring)
+            sequence, tokens, wants_logits = members[seq]
+            for position, token in enumerate(tokens, 1):
+                index = self._add(sequence, token, logits=wants_logits and position == len(tokens))
+            if wants_logits:
                 outputs.append((sequence, index))
-        self._solo = next(iter(members.values())) if len(members) == 1 else None
+        self._solo = next(iter(members.values()))[0] if len(members) == 1 else None
         self._abort_flag[0] = b"\x00"
         if self._thread_share is not None:
             threads = self._thread_share()
@@ -289,7 +305,7 @@ class Engine:
         finally:
             self._solo = None
         if status != 0:
-            self._step_failed(list(members.values()), status)
+            self._step_failed([sequence for sequence, _, _ in members.values()], status)
             return
         if canonical_chunk is not None and len(members) == 1:  # alone, as in a fresh lone run
             self.caches[canonical_chunk.seq].canonical += self.n_batch

@@ -6,6 +6,7 @@ import threading
 from contextlib import closing
 from itertools import islice
 
+import llama_cpp
 import pytest
 
 from generation.backends.base import BackendError, CancelFlag, SamplingParams
@@ -114,6 +115,40 @@ def test_busy_contexts_take_a_thread_each_and_a_lone_stream_all_of_them():
         assert pool._threads_for(0) == 2 and backend.busy_slots() == set()
     finally:
         release.set()
+        backend.close()
+
+
+def test_a_step_lists_its_sequences_in_order_so_llama_cpp_reads_them_in_one_pass(monkeypatch):
+    # With a KV stream per sequence, llama.cpp splits a batch wherever the next token's
+    # sequence is not the last one's + 1, and each part is a pass over the whole model.
+    backend = load("batched", slots=3)
+    real_decode, steps = llama_cpp.llama_decode, []
+
+    def recording_decode(ctx, batch):
+        steps.append([batch.seq_id[i][0] for i in range(batch.n_tokens)])
+        return real_decode(ctx, batch)
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", recording_decode)
+    params = SamplingParams(max_tokens=400, temperature=0)
+
+    def start(slot):
+        stream = backend.generate(slot=slot, prompt_tokens=backend.tokenize(PROMPTS[slot % 3]), params=params,
+                                  cancel=CancelFlag())
+        next(stream)
+        return stream
+
+    try:
+        first, second, third = start(0), start(1), start(2)  # sequences 0, 1 and 2
+        second.close()
+        fourth = start(1)  # the free sequence 1, admitted after sequence 2
+        steps.clear()
+        for _ in range(3):
+            next(fourth)
+        for stream in (first, third, fourth):
+            stream.close()
+        together = [step for step in steps if set(step) == {0, 1, 2}]
+        assert together and all(step == sorted(step) for step in steps)
+    finally:
         backend.close()
 
 

@@ -49,6 +49,14 @@ def _keywords(rules) -> NeedleIndex:
                         *secrets.LOW_NEEDLES, *commercial.LOW_NEEDLES])
 
 
+@lru_cache(maxsize=64)
+def _keywords_and_heads(rules, heads: tuple[str, ...]) -> NeedleIndex:
+    """:func:`_keywords` plus a TermMatcher's first words, found in the same scan; the
+    detectors' own index where the words would cost it its start filter (needles.py)."""
+    index = NeedleIndex([*_keywords(rules).needles, *heads])
+    return index if index.filtered or not _keywords(rules).filtered else _keywords(rules)
+
+
 def scan(
     text: str,
     *,
@@ -86,8 +94,11 @@ def _scan(text: str, terms: TermMatcher | None, region: str, types: Collection[s
 
     out: list[Cand] = []
     cls, low = classes_and_lower(text, lower=bool(want(SECRET) or want(COMMERCIAL_TERM) or want(PRICE) or terms))
-    # One scan for the keywords of every detector below, instead of a str.find pass each.
-    hits = _keywords(rules).scan(low) if low is not None else None
+    # One scan for the keywords of every detector below (and the sensitive terms' first
+    # words), instead of a str.find pass each.
+    heads = terms.heads if terms else None
+    index = _keywords(rules) if heads is None else _keywords_and_heads(rules, heads)
+    hits = index.scan(low) if low is not None else None
     if want(SECRET):
         out += scan_secrets(text, low, rules, hits)
     if want(URL_CREDENTIALS):
@@ -112,7 +123,7 @@ def _scan(text: str, terms: TermMatcher | None, region: str, types: Collection[s
     if run != asked:
         out = [c for c in out if c[2] in asked]  # drop what ran only to block phones
     if terms:
-        out += terms.scan(text, low=low)
+        out += terms.scan(text, low=low, hits=hits)
     return out
 
 

@@ -155,6 +155,11 @@ class NeedleIndex:
         self._at = {w: tuple(sorted(p for p in self.needles if w.startswith(p))) for w in self.needles}
         self._filter = _start_filter(self.needles)
 
+    @property
+    def filtered(self) -> bool:
+        """Whether :meth:`scan` has its start filter (every needle Latin-1 in its first three)."""
+        return self._filter is not None
+
     def occurs_in(self, hay: str) -> bool:
         """Whether any needle occurs in ``hay`` (one search, no positions)."""
         return self._search(hay) is not None

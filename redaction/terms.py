@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from .needles import Hits
 from .spans import Cand, Span, as_spans
 
 _TYPE_RE = re.compile(r"[A-Z][A-Z0-9_]*")
@@ -94,15 +95,22 @@ class TermMatcher:
         """
         return as_spans(self.scan(text, low=low))
 
-    def scan(self, text: str, *, low: str | None = None) -> list[Cand]:
-        """:meth:`find` as (start, end, type, score) tuples."""
+    @property
+    def heads(self) -> tuple[str, ...] | None:
+        """The terms' distinct first words, lower-cased, when :meth:`scan` looks for them
+        (few enough); None when it scans with its regex."""
+        return self._heads
+
+    def scan(self, text: str, *, low: str | None = None, hits: Hits | None = None) -> list[Cand]:
+        """:meth:`find` as (start, end, type, score) tuples. ``hits``: needles found in ``low``
+        (needles.py; the heads among them spare a str.find pass each)."""
         if self._regex is None:
             return []
         if low is None:
             low = text.lower()
         same = len(low) == len(text)
         regex, hay = (self._regex, low) if same else (self._regex_i, text)
-        search = self._search_heads(low) if same and self._heads is not None else regex.search
+        search = self._search_heads(low, hits) if same and self._heads is not None else regex.search
         out = []
         pos = 0
         while True:
@@ -118,14 +126,14 @@ class TermMatcher:
                 out.append((m.start(), m.end(), type_, 1.0))
             pos = m.end()
 
-    def _search_heads(self, low: str):
-        """``self._regex.search`` over ``low``, trying only where a first word occurs."""
+    def _search_heads(self, low: str, hits: Hits | None = None):
+        """``self._regex.search`` over ``low``, trying only where a first word occurs
+        (``hits``: needles found in ``low``; it answers for the heads it does not hold too)."""
+        if hits is None:
+            hits = Hits.direct(low)
         starts: set[int] = set()
         for head in self._heads:
-            i = low.find(head)
-            while i >= 0:
-                starts.add(i)
-                i = low.find(head, i + 1)
+            starts.update(hits.positions(head))
         ordered = sorted(starts)
         match = self._regex.match
         at = 0  # ordered[:at] lie before every ``pos`` asked so far (pos only grows)

@@ -65,3 +65,42 @@ def test_terms_lose_to_email_in_detect():
     m = TermMatcher([("acme", "SUPPLIER")])
     assert [(s.type, text[s.start:s.end]) for s in detect(text, terms=m)] == [
         ("EMAIL_ADDRESS", "sales@acme.example"), ("SUPPLIER", "Acme")]
+
+
+# ---------------------------------------------------------------- first words found by the keyword scan
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from redaction.detect import _keywords, _keywords_and_heads  # noqa: E402
+from redaction.needles import Hits, NeedleIndex  # noqa: E402
+from redaction.rules import compiled  # noqa: E402
+
+TERM_WORDS = st.text(alphabet="acmé\u0141\u00dfk-. ", min_size=1, max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(TERM_WORDS, st.sampled_from(["SUPPLIER", "CUSTOMER"])), min_size=1, max_size=6),
+       st.text(alphabet="acmé\u0141\u00dfk-. \nACM\u0130x", max_size=80))
+def test_terms_from_the_keyword_scan_match_their_own_scan(terms, text):
+    # The heads found by a shared scan (the detectors' index with the heads, one without
+    # them, none at all: str.find) give the same spans as TermMatcher's own passes.
+    matcher = TermMatcher(terms)
+    low = text.lower()
+    plain = matcher.scan(text, low=low)
+    assert matcher.scan(text) == plain
+    if matcher.heads is not None:
+        rules = compiled()
+        for index in (_keywords_and_heads(rules, matcher.heads), _keywords(rules), NeedleIndex(matcher.heads)):
+            assert matcher.scan(text, low=low, hits=index.scan(low)) == plain
+        assert matcher.scan(text, low=low, hits=Hits.direct(low)) == plain
+
+
+def test_heads_join_the_keyword_scan_unless_it_would_lose_its_filter():
+    rules = compiled()
+    assert _keywords_and_heads(rules, ("acme", "globex")).filtered
+    assert {"acme", "globex"} <= _keywords_and_heads(rules, ("acme", "globex")).needles
+    assert _keywords_and_heads(rules, ("\u0142\u00f3d\u017a",)) is _keywords(rules)  # beyond Latin-1: its own passes
+    matcher = TermMatcher([("Łódź Trading", "SUPPLIER"), ("Acme", "SUPPLIER")])
+    assert spans(matcher, "ŁÓDŹ trading and acme") == [("ŁÓDŹ trading", "SUPPLIER"), ("acme", "SUPPLIER")]
+    assert [(s.start, s.end, s.type) for s in detect("ŁÓDŹ trading and acme", terms=matcher)] == [
+        (0, 12, "SUPPLIER"), (17, 21, "SUPPLIER")]

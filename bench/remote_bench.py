@@ -4,7 +4,7 @@ sampled after Sluice cancelled (counted in the engine process, exact), and aggre
 through Sluice with 2 upstreams vs 1 at 4 and 8 concurrent streams. Sluice's own request
 path is measured first against an engine that answers at once (no model time).
 
-    .venv/bin/python bench/remote_bench.py [--runs 10] [--max-tokens 32] [--cancel-runs 5] [--path-runs 40]
+    .venv/bin/python bench/remote_bench.py [--runs 40] [--max-tokens 32] [--cancel-runs 5] [--path-runs 40]
 
 Each engine runs with --n_threads 1 (one request at a time: one slot each). Every figure is
 printed with the CPU model; results also go to bench/results/remote_bench.json."""
@@ -209,7 +209,7 @@ def aggregate(server, streams: int, max_tokens: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--cancel-runs", type=int, default=5)
     parser.add_argument("--path-runs", type=int, default=40, help="runs against an instant engine (Sluice's own path)")
@@ -235,15 +235,23 @@ def main() -> None:
             direct(client, engines[0][0], 4)
             through_sluice(client, one, 4)  # warm both paths
             pairs = []
-            for _ in range(args.runs):  # interleaved, so drift hits both sides alike
-                pairs.append((direct(client, engines[0][0], args.max_tokens), through_sluice(client, one, args.max_tokens)))
+            for run in range(args.runs):  # interleaved, so drift hits both sides alike; who goes first alternates
+                if run % 2:
+                    sluice_side = through_sluice(client, one, args.max_tokens)
+                    pairs.append((direct(client, engines[0][0], args.max_tokens), sluice_side))
+                else:
+                    pairs.append((direct(client, engines[0][0], args.max_tokens), through_sluice(client, one, args.max_tokens)))
         ttft_direct = statistics.median(d[0] for d, _ in pairs) * 1000
         ttft_sluice = statistics.median(s[0] for _, s in pairs) * 1000
         rate_direct = statistics.median((d[1] - 1) / d[2] for d, _ in pairs)
         rate_sluice = statistics.median((s[1] - 1) / s[2] for _, s in pairs)
         results["single"] = {
+            "runs": args.runs,
             "ttft_direct_ms_p50": round(ttft_direct, 1), "ttft_sluice_ms_p50": round(ttft_sluice, 1),
             "ttft_overhead_ms_p50": round(ttft_sluice - ttft_direct, 1),
+            # The median of each pair's difference, as sluice_path reports its overhead: the
+            # machine's drift between pairs cancels out of it.
+            "ttft_overhead_ms_p50_paired": round(statistics.median(s[0] - d[0] for d, s in pairs) * 1000, 1),
             "tokens_per_s_direct": round(rate_direct, 1), "tokens_per_s_sluice": round(rate_sluice, 1),
             "tokens_per_s_ratio": round(rate_sluice / rate_direct, 3),
         }

@@ -14,7 +14,7 @@ answer, only slower.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Iterable, Iterator
 
 
 _FREQUENT = " etaoinsrhldcumfpgwybvkxjqz"
@@ -165,37 +165,35 @@ class NeedleIndex:
         return self._search(hay) is not None
 
     def scan(self, hay: str) -> Hits:
-        """Every needle's occurrences. The trie is tried only at the positions whose first
-        three characters may begin a needle (_start_filter): about one letter in twenty,
-        where a search tries it at every letter a needle begins with (half the text)."""
+        """Every needle's occurrences."""
         found: dict[str, list[int]] = {}
         at = self._at
+        for i, longest in self._starts(hay):
+            for w in at[longest]:
+                positions = found.get(w)
+                if positions is None:
+                    found[w] = [i]
+                else:
+                    positions.append(i)
+        return Hits(hay, found, self.needles)
+
+    def _starts(self, hay: str) -> Iterator[tuple[int, str]]:
+        """(position, longest needle there) in order. The trie is tried only at the positions
+        whose first three characters may begin a needle (_start_filter): about one letter in
+        twenty, where a search tries it at every letter a needle begins with (half the text)."""
         if self._filter is None:
             search = self._search
             m = search(hay)
             while m is not None:
-                i = m.start()
-                for w in at[m.group()]:
-                    positions = found.get(w)
-                    if positions is None:
-                        found[w] = [i]
-                    else:
-                        positions.append(i)
-                m = search(hay, i + 1)
-            return Hits(hay, found, self.needles)
+                yield m.start(), m.group()
+                m = search(hay, m.start() + 1)
+            return
         table, starts = self._filter
         match = self._match
         for start in starts.finditer(_lanes(hay, table)):
-            i = start.start()
-            m = match(hay, i)
+            m = match(hay, start.start())
             if m is not None:
-                for w in at[m.group()]:
-                    positions = found.get(w)
-                    if positions is None:
-                        found[w] = [i]
-                    else:
-                        positions.append(i)
-        return Hits(hay, found, self.needles)
+                yield m.start(), m.group()
 
     def __repr__(self) -> str:
         return f"NeedleIndex(needles={len(self.needles)})"

@@ -128,11 +128,13 @@ class RemoteBackend:
         """Stream from one upstream. Returns None when done (or cancelled), the failure's kind
         when it failed before its first token; raises when it failed after it."""
         stream = CompletionStream(
-            upstream.config, body, connect_timeout=self.config.connect_timeout, read_timeout=self.config.read_timeout
+            upstream.config, body, connect_timeout=self.config.connect_timeout, read_timeout=self.config.read_timeout,
+            idle=upstream.idle,
         )
         unsubscribe = cancel.on_set(stream.abort) if isinstance(cancel, CancelFlag) else None
         sent = time.monotonic()
         first = True
+        read_to_end = False
         try:
             stream.open()
             for piece in stream.pieces():
@@ -140,6 +142,7 @@ class RemoteBackend:
                     metrics.FIRST_TOKEN.labels(upstream.name).observe(time.monotonic() - sent)
                     first = False
                 yield piece
+            read_to_end = not cancel.is_set()
             return None
         except UpstreamError as exc:
             if cancel.is_set() or stream.aborted:
@@ -151,8 +154,11 @@ class RemoteBackend:
         finally:
             if unsubscribe is not None:
                 unsubscribe()
-            stream.abort()  # a stream left early (cancel, stop sequence, max_tokens) stops the engine
-            stream.close()
+            if read_to_end:
+                stream.keep_or_close()
+            else:
+                stream.abort()  # a stream left early (cancel, stop sequence, max_tokens) stops the engine
+                stream.close()
             self.pool.release(upstream)
 
     def close(self) -> None:

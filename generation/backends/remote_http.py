@@ -3,7 +3,11 @@ another thread can abort at once, and the small GETs of the health checks.
 
 The standard library's http.client is used rather than an HTTP client package: the
 connection's socket is ours to shut down from the cancel path, which wakes a read blocked
-on it immediately and makes the engine see the disconnect."""
+on it immediately and makes the engine see the disconnect.
+
+A stream read to its end leaves its connection open for the next request to that upstream
+(`IdleConnections`), so a request pays no TCP or TLS handshake when one is idle. A stream
+left early is never kept: closing its connection is how the engine learns to stop."""
 from __future__ import annotations
 
 import http.client
@@ -11,7 +15,9 @@ import json
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
 
 from .remote_config import UpstreamConfig
 
@@ -31,6 +37,11 @@ class UpstreamError(Exception):
         return self.kind != "status" or self.status >= 500
 
 
+# What is left of a finished stream ("data: [DONE]" and the last chunk) is read with these
+# bounds; an engine that sends more or takes longer loses the connection instead.
+_DRAIN_TIMEOUT, _DRAIN_LIMIT = 1.0, 4096
+
+
 def _connection(upstream: UpstreamConfig, timeout: float) -> http.client.HTTPConnection:
     if upstream.secure:
         return http.client.HTTPSConnection(upstream.host, upstream.port, timeout=timeout, context=ssl.create_default_context())
@@ -44,27 +55,85 @@ def _headers(upstream: UpstreamConfig, **extra: str) -> dict:
     return headers
 
 
+class IdleConnections:
+    """Open connections to one upstream between requests: at most `limit`, and none idle for
+    longer than `max_idle` seconds (uvicorn, under llama_cpp.server and vLLM, and llama.cpp's
+    llama-server close an idle keep-alive connection after 5 s by default)."""
+
+    def __init__(self, limit: int, *, max_idle: float = 4.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._limit = limit
+        self._max_idle = max_idle
+        self._clock = clock
+        self._idle: deque[tuple[http.client.HTTPConnection, float]] = deque()
+        self._lock = threading.Lock()
+
+    def take(self) -> http.client.HTTPConnection | None:
+        """The most recently used idle connection, or None."""
+        now = self._clock()
+        with self._lock:
+            fresh = [(c, since) for c, since in self._idle if now - since <= self._max_idle]
+            stale = [c for c, since in self._idle if now - since > self._max_idle]
+            connection = fresh.pop()[0] if fresh else None
+            self._idle = deque(fresh)
+        for old in stale:
+            old.close()
+        return connection
+
+    def give(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._idle.append((connection, self._clock()))
+            surplus = [self._idle.popleft()[0] for _ in range(len(self._idle) - self._limit)]
+        for old in surplus:
+            old.close()
+
+    def clear(self) -> None:
+        """Close them all (the upstream failed: they may be dead)."""
+        with self._lock:
+            idle, self._idle = self._idle, deque()
+        for connection, _ in idle:
+            connection.close()
+
+    def __len__(self) -> int:
+        return len(self._idle)
+
+
+class _Stale(Exception):
+    """A kept connection the engine had closed meanwhile."""
+
+
 class CompletionStream:
     """One streamed completion request; `abort()` may be called from any thread."""
 
-    def __init__(self, upstream: UpstreamConfig, body: dict, *, connect_timeout: float, read_timeout: float) -> None:
+    def __init__(self, upstream: UpstreamConfig, body: dict, *, connect_timeout: float, read_timeout: float,
+                 idle: IdleConnections | None = None) -> None:
         self.upstream = upstream
         self._body = json.dumps(body).encode()
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
+        self._idle = idle
         self._lock = threading.Lock()
         self._connection: http.client.HTTPConnection | None = None
         self._sock: socket.socket | None = None  # kept: http.client drops it once a response will close
         self._response: http.client.HTTPResponse | None = None
+        self._finished = False  # read to its finish reason
         self.aborted = False
 
     def open(self) -> None:
-        """Connect, send the request and read the status; UpstreamError unless it streams."""
-        connection = _connection(self.upstream, self._connect_timeout)
-        with self._lock:
-            if self.aborted:
+        """Connect (or take an idle connection), send the request and read the status;
+        UpstreamError unless it streams."""
+        kept = self._idle.take() if self._idle is not None else None
+        if kept is not None:
+            if not self._adopt(kept):
+                kept.close()
                 return
-            self._connection = connection
+            try:
+                self._request(kept, reused=True)
+                return
+            except _Stale:
+                kept.close()  # the engine closed it while it was idle: one fresh connection instead
+        connection = _connection(self.upstream, self._connect_timeout)
+        if not self._adopt(connection):
+            return
         try:
             connection.connect()
         except OSError as exc:
@@ -75,6 +144,17 @@ class CompletionStream:
         if aborted:  # asked while connecting
             self.abort()
             return
+        self._request(connection, reused=False)
+
+    def _adopt(self, connection: http.client.HTTPConnection) -> bool:
+        """Make `connection` the one abort() acts on; False if abort() came first."""
+        with self._lock:
+            if self.aborted:
+                return False
+            self._connection, self._sock = connection, connection.sock
+            return True
+
+    def _request(self, connection: http.client.HTTPConnection, *, reused: bool) -> None:
         try:
             connection.sock.settimeout(self._read_timeout)
             connection.request(
@@ -83,6 +163,10 @@ class CompletionStream:
             )
             response = connection.getresponse()
         except (OSError, http.client.HTTPException) as exc:
+            # A kept connection the engine closed while idle fails at once, before any answer;
+            # nothing reached the engine's model, so a fresh connection may send it again.
+            if reused and not self.aborted and isinstance(exc, (ConnectionError, http.client.BadStatusLine)):
+                raise _Stale from exc
             raise UpstreamError("broken") from exc
         self._response = response
         if response.status != 200:
@@ -121,10 +205,37 @@ class CompletionStream:
             except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
                 raise UpstreamError("protocol") from exc
             if finish:
+                self._finished = True
                 if text:
                     yield text
                 return
             yield text
+
+    def keep_or_close(self) -> None:
+        """After the stream was read to its finish: read the rest of the response (the
+        `[DONE]` line) and keep the connection for the next request when the engine keeps it
+        open; in every other case close it."""
+        with self._lock:
+            keep = self._finished and not self.aborted and self._idle is not None
+            connection, response = self._connection, self._response
+            if keep:  # detached: a late abort() no longer reaches it
+                self._connection = self._sock = self._response = None
+        if not keep:
+            self.close()
+            return
+        try:
+            if response is None or response.will_close or connection.sock is None:
+                raise OSError("the engine closes this connection")
+            connection.sock.settimeout(_DRAIN_TIMEOUT)
+            response.read(_DRAIN_LIMIT)
+            if not response.isclosed():
+                raise OSError("more than the end of a stream after its finish reason")
+        except (OSError, http.client.HTTPException):
+            if response is not None:
+                response.close()
+            connection.close()
+            return
+        self._idle.give(connection)
 
     def abort(self) -> None:
         """Drop the connection now: a blocked read returns and the engine sees the client leave."""

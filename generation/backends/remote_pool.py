@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from . import remote_metrics as metrics
 from .remote_config import PoolConfig, UpstreamConfig
-from .remote_http import UpstreamError, probe
+from .remote_http import IdleConnections, UpstreamError, probe
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ class Upstream:
         self.down = False
         self.cooldown_until = 0.0
         self.last_error = ""
+        self.idle = IdleConnections(config.slots)  # kept-alive connections between requests
 
     @property
     def name(self) -> str:
@@ -106,6 +107,7 @@ class Pool:
         """Passive check: a request failed. Unhealthy failures put it in cool-down."""
         metrics.ERRORS.labels(upstream.name, error.kind).inc()
         if error.unhealthy:
+            upstream.idle.clear()
             self._set_down(upstream, error.kind)
         else:
             with self._lock:
@@ -161,6 +163,8 @@ class Pool:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.config.connect_timeout * 2 + 1)
+        for upstream in self.upstreams:
+            upstream.idle.clear()
 
     def report(self) -> dict:
         """Each upstream's state by name, for /readyz (never URLs or keys)."""

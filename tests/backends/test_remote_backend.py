@@ -184,3 +184,54 @@ def test_no_upstream_in_service(tokenizer, upstreams):
     with pytest.raises(BackendError) as raised:
         list(generate(backend))
     assert raised.value.code == "upstream_failed" and upstreams[0].requests == []
+
+
+def test_a_stream_read_to_its_end_leaves_its_connection_for_the_next_request(tokenizer, upstreams):
+    upstreams[0].script = Script(keep_alive=True)
+    backend = make_backend(tokenizer, [upstreams[0].url])
+    for _ in range(3):
+        assert "".join(generate(backend)) == "Hello, world"
+    assert (len(upstreams[0].requests), upstreams[0].connections) == (3, 1)
+
+
+def test_a_stream_left_early_never_goes_back_to_the_idle_connections(tokenizer, upstreams):
+    upstreams[0].script = Script(pieces=["x"] * 50, delay=0.05, keep_alive=True)
+    backend = make_backend(tokenizer, [upstreams[0].url])
+    run_model(
+        backend=backend, slot=0, prompt_tokens=backend.tokenize("Hi"),
+        params=SamplingParams(max_tokens=2, temperature=0.0), cancel=CancelFlag(), emit=lambda token: None,
+    )
+    assert upstreams[0].finished.wait(5) and upstreams[0].disconnects == 1  # the engine saw the client leave
+    upstreams[0].script = Script(keep_alive=True)
+    assert "".join(generate(backend)) == "Hello, world"
+    assert upstreams[0].connections == 2
+
+
+def test_a_kept_connection_the_engine_closed_is_replaced_without_a_failure(tokenizer, upstreams):
+    upstreams[0].script = Script(keep_alive=True, drop_kept=True)
+    backend = make_backend(tokenizer, [upstreams[0].url])
+    assert "".join(generate(backend)) == "Hello, world"
+    time.sleep(0.2)  # the engine has closed the kept connection by now
+    assert "".join(generate(backend)) == "Hello, world"
+    assert (len(upstreams[0].requests), upstreams[0].connections) == (2, 2)
+    assert backend.pool.report()[backend.pool.upstreams[0].name]["up"]  # not counted as a failure
+
+
+def test_idle_connections_are_bounded_and_expire():
+    from generation.backends.remote_http import IdleConnections
+
+    class Connection:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    now = [0.0]
+    idle = IdleConnections(2, max_idle=4.0, clock=lambda: now[0])
+    first, second, third = Connection(), Connection(), Connection()
+    for connection in (first, second, third):
+        idle.give(connection)
+    assert first.closed and len(idle) == 2  # over the limit: the oldest goes
+    assert idle.take() is third
+    now[0] = 5.0
+    assert idle.take() is None and second.closed  # idle too long: the engine may have closed it

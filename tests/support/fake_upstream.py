@@ -21,6 +21,8 @@ class Script:
     first_delay: float = 0.0  # before the response headers
     die_after: int | None = None
     health_status: int = 200
+    keep_alive: bool = False  # chunked streams on a connection kept open for the next request
+    drop_kept: bool = False  # with keep_alive: close it after the stream anyway, without saying so
 
 
 class FakeUpstream:
@@ -29,6 +31,7 @@ class FakeUpstream:
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.disconnects = 0  # streams the client left before their end
+        self.connections = 0  # TCP connections accepted
         self.finished = threading.Event()
         upstream = self
 
@@ -37,6 +40,10 @@ class FakeUpstream:
 
             def log_message(self, *args) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                upstream.connections += 1
 
             def do_GET(self) -> None:
                 status = upstream.script.health_status
@@ -54,8 +61,12 @@ class FakeUpstream:
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
+                if script.keep_alive:
+                    self.send_header("Transfer-Encoding", "chunked")
+                else:
+                    self.send_header("Connection", "close")
                 self.end_headers()
+                ended = False
                 try:
                     for index, piece in enumerate(script.pieces):
                         if script.die_after is not None and index >= script.die_after:
@@ -64,16 +75,24 @@ class FakeUpstream:
                         time.sleep(script.delay)
                         self._event({"choices": [{"text": piece, "index": 0, "finish_reason": None}]})
                     self._event({"choices": [{"text": "", "index": 0, "finish_reason": "stop"}]})
-                    self.wfile.write(b"data: [DONE]\r\n\r\n")
-                    self.wfile.flush()
+                    self._write(b"data: [DONE]\r\n\r\n")
+                    if script.keep_alive:
+                        self.wfile.write(b"0\r\n\r\n")
+                        self.wfile.flush()
+                    ended = True
                 except OSError:
                     upstream.disconnects += 1
                 finally:
                     upstream.finished.set()
-                    self.close_connection = True
+                    self.close_connection = not (ended and script.keep_alive and not script.drop_kept)
 
             def _event(self, chunk: dict) -> None:
-                self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n")
+                self._write(b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n")
+
+            def _write(self, data: bytes) -> None:
+                if upstream.script.keep_alive:
+                    data = f"{len(data):x}\r\n".encode() + data + b"\r\n"
+                self.wfile.write(data)
                 self.wfile.flush()
 
             def _send(self, status: int, body: bytes) -> None:

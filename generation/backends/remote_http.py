@@ -38,8 +38,9 @@ class UpstreamError(Exception):
 
 
 # What is left of a finished stream ("data: [DONE]" and the last chunk) is read with these
-# bounds; an engine that sends more or takes longer loses the connection instead.
-_DRAIN_TIMEOUT, _DRAIN_LIMIT = 1.0, 4096
+# bounds; an engine that sends more or takes longer loses the connection instead. Engines
+# write it right after the finish reason, and the run's `done` waits for this read.
+_DRAIN_TIMEOUT, _DRAIN_LIMIT = 0.1, 4096
 
 
 def _connection(upstream: UpstreamConfig, timeout: float) -> http.client.HTTPConnection:

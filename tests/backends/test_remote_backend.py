@@ -235,3 +235,14 @@ def test_idle_connections_are_bounded_and_expire():
     assert idle.take() is third
     now[0] = 5.0
     assert idle.take() is None and second.closed  # idle too long: the engine may have closed it
+
+
+def test_an_engine_slow_to_end_its_response_loses_the_connection_not_the_callers_time(tokenizer, upstreams):
+    upstreams[0].script = Script(keep_alive=True, end_delay=2.0)
+    backend = make_backend(tokenizer, [upstreams[0].url])
+    started = time.monotonic()
+    assert "".join(generate(backend)) == "Hello, world"
+    assert time.monotonic() - started < 1.0
+    upstreams[0].script = Script(keep_alive=True)
+    assert "".join(generate(backend)) == "Hello, world"
+    assert upstreams[0].connections == 2

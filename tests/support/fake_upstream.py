@@ -23,6 +23,7 @@ class Script:
     health_status: int = 200
     keep_alive: bool = False  # chunked streams on a connection kept open for the next request
     drop_kept: bool = False  # with keep_alive: close it after the stream anyway, without saying so
+    end_delay: float = 0.0  # between the finish reason and the rest of the response
 
 
 class FakeUpstream:
@@ -75,6 +76,7 @@ class FakeUpstream:
                         time.sleep(script.delay)
                         self._event({"choices": [{"text": piece, "index": 0, "finish_reason": None}]})
                     self._event({"choices": [{"text": "", "index": 0, "finish_reason": "stop"}]})
+                    time.sleep(script.end_delay)
                     self._write(b"data: [DONE]\r\n\r\n")
                     if script.keep_alive:
                         self.wfile.write(b"0\r\n\r\n")

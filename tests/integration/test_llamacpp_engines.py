@@ -130,9 +130,10 @@ def test_a_step_lists_its_sequences_in_order_so_llama_cpp_reads_them_in_one_pass
 
     monkeypatch.setattr(llama_cpp, "llama_decode", recording_decode)
     params = SamplingParams(max_tokens=400, temperature=0)
+    counting = "Count from 1 to 5000, one number per line, without skipping any:"  # no early end of text
 
     def start(slot):
-        stream = backend.generate(slot=slot, prompt_tokens=backend.tokenize(PROMPTS[slot % 3]), params=params,
+        stream = backend.generate(slot=slot, prompt_tokens=backend.tokenize(counting), params=params,
                                   cancel=CancelFlag())
         next(stream)
         return stream

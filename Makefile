@@ -54,7 +54,7 @@ nginx:
 stack: setup nginx
 	$(BIN)/python -m deploy.localstack
 
-# Sluice against the alternatives (issue 16; bench/compare_bench.py, docs/benchmarks.md): about 13 min
+# Sluice against the alternatives (issue 16; bench/compare_bench.py, docs/benchmarks.md): 12-15 min
 # on a quiet 2-core machine; results in bench/results/compare.json, plots in docs/bench/.
 # BENCH_ARGS=--quick for a 2-minute smoke run (written beside, not over, the full results).
 bench: setup-dev

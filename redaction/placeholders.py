@@ -109,34 +109,26 @@ class PlaceholderMap(Mapping[str, str]):
 
     def substitute(self, text: str, spans) -> tuple[str, dict[str, int]]:
         """``text`` with each ``(start, end, type, score)`` span (sorted, disjoint) replaced
-        by its placeholder, and the count of spans per type: :meth:`placeholder_for` per
-        span, without a method call for each (:meth:`_allocate` inlined)."""
+        by its placeholder, and the count of spans per type (a Counter, in the order each
+        type first occurs): :meth:`placeholder_for` per span, without a method call for each."""
         parts: list[str] = []
-        by_key, key_of, values, types, numbers = self._by_key, _KEYS.get, self._values, self._types, self._next
+        by_key, key_of, allocate = self._by_key, _KEYS.get, self._allocate
         append = parts.append
-        counts: dict[str, int] = {}  # filled in the order each type first occurs
+        counts: dict[str, int] = {}
         pos = 0
         for start, end, type_, _ in spans:
             value = text[start:end]
             norm = key_of(type_, _term_key)
             key = (type_, value if norm is None else norm(value))
             placeholder = by_key.get(key)
-            if placeholder is None:  # _allocate
-                label = LABELS.get(type_, type_)
-                n = numbers[label] = numbers.get(label, 0) + 1
-                numbered = _NUMBERED.get(label)
-                placeholder = numbered[n] if numbered is not None and n < _PRENUMBERED else f"[{label}_{n}]"
-                by_key[key] = placeholder
-                values[placeholder] = value
-                types[placeholder] = type_
+            if placeholder is None:
+                placeholder = allocate(key, value)
             append(text[pos:start])
             append(placeholder)
             pos = end
             counts[type_] = counts.get(type_, 0) + 1
         append(text[pos:])
-        tally: Counter[str] = Counter()  # the type it always was (a missing type counts 0)
-        dict.update(tally, counts)
-        return "".join(parts), tally
+        return "".join(parts), Counter(counts)
 
     def type_of(self, placeholder: str) -> str | None:
         return self._types.get(placeholder)

@@ -280,6 +280,13 @@ CUE_REACH, _CUE_TOKENS = 64, 8
 _PERIOD_RE = re.compile(r"(?:q[1-4]|h[12]|kw\d{1,2}|cw\d{1,2}|fy)(?:[/.-]?(?:19|20)?\d\d)?", re.IGNORECASE)
 
 
+# The end of the cue's sentence: a word of five or more letters alone, then ".", "!" or "?"
+# and a blank ("Das Passwort liegt im Tresor. Commit 9f1ea5c..."). A value comes in the
+# sentence that names it; shorter words before a dot are mostly abbreviations (bzw., inkl.,
+# Nr., ca.), which do not end one.
+_SENTENCE_END_RE = re.compile(r"(?<!\S)[^\W\d_]{5,}[.!?](?=\s)")
+
+
 _ASCII_DIGIT_RE = re.compile(r"[0-9]")  # str.isdigit() on ASCII
 _ASCII_LETTER_RE = re.compile(r"[A-Za-z]")  # str.isalpha() on ASCII
 
@@ -365,6 +372,8 @@ def _scan_table(text: str, low: str, rules, hits: Hits | None = None) -> list[Ca
                 token = m.group()
                 if len(token) < 6 or token.isalpha():
                     continue  # too short, or no digit: _value_like would refuse it
+                if n and _SENTENCE_END_RE.search(text, cue.end(), m.start()) is not None:
+                    break  # the cue's sentence ended before this token: not its value
                 value = token.lstrip(":=").rstrip(_VALUE_END)
                 if len(value) >= 6 and _value_like(value):
                     start = m.start() + len(m.group()) - len(m.group().lstrip(":="))

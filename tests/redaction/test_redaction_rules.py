@@ -179,6 +179,28 @@ def test_references_and_periods_after_a_secret_cue(text, secrets):
     assert [v for t, v in types_in(text) if t == "SECRET"] == secrets
 
 
+# A cue's value is in the cue's own sentence: after a word of five or more letters and a
+# ".", "!" or "?", a token of the next sentence (a commit, a parking bay, a room) is not
+# it. Written by hand from the dev half's class (a German cue noun in a sentence about the
+# password, "Das Passwort liegt im Tresor, frag Tobias.", with the next sentence on the same
+# line), not from either half's cases. Abbreviations (bzw., inkl., Nr.) end no sentence.
+@pytest.mark.parametrize("text,secrets", [
+    ("Das Passwort liegt im Tresor, frag Tobias. Commit 9f1ea5c4a71df0aaff07318b0726eef58c4146ff liegt auf Staging.", []),
+    ("Der Schlüssel hängt beim Pförtner. Stellplatz A12-04B ist frei.", []),
+    ("Bitte das Kennwort bis Montag ändern! Palette P7-2231 geht heute raus.", []),
+    ("Den Token bekommst du von Jonas. Modell XR-2000a ist bestellt.", []),
+    ("The password is in the vault. Commit 3f9ab2c1d0e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3 is on staging.", []),
+    ("Mot de passe changé la semaine dernière. Palette P7-2231 partie.", []),
+    ("Das Passwort für das Portal lautet Sommer2024! Bitte nicht weitergeben.", ["Sommer2024!"]),
+    ("Passwort (bzw. Kennwort) für das Portal: Xk9pR4wz2", ["Xk9pR4wz2"]),
+    ("Zugang inkl. VPN: Xk9pR4w!z", ["Xk9pR4w!z"]),
+    ("Passwort für Lager Nr. 4 ist Tq8vLm2xP", ["Tq8vLm2xP"]),
+    ("Der Token ist abgelaufen. Neuer Token: Xk9pR4wz2Lm", ["Xk9pR4wz2Lm"]),
+])
+def test_a_cue_value_stays_in_the_cue_sentence(text, secrets):
+    assert [v for t, v in types_in(text) if t == "SECRET"] == secrets
+
+
 @pytest.mark.parametrize("text,price", [
     ("Price: €3 800 per unit", "€3 800 per unit"),
     ("costs EUR 3 800.", "EUR 3 800"),

@@ -72,6 +72,12 @@ def cue_values_reference(text, low, rules):
             token = m.group()
             if len(token) < 6 or token.isalpha():
                 continue
+            between = text[cue.end():m.start()]
+            # A blank-separated piece between the cue and the token (blanks on both sides; the
+            # cue's own last letter is no blank) that is a word of 5+ letters and ".", "!" or "?".
+            if any(0 < w.start() and w.end() < len(between) and re.fullmatch(r"[^\W\d_]{5,}[.!?]", w.group())
+                   for w in re.finditer(r"\S+", between)):
+                break  # the cue's sentence ended before the token
             value = token.lstrip(":=").rstrip(secrets._VALUE_END)
             if len(value) >= 6 and secrets._value_like(value):
                 start = m.start() + len(m.group()) - len(m.group().lstrip(":="))
@@ -81,6 +87,7 @@ def cue_values_reference(text, low, rules):
 
 
 CUE_PIECES = ("password", "Passwort: ", "mot de passe ", "clé ", "the key is ", "token ", "zugang ", "acceso",
+              "Tresor. ", "ändern! ", "bzw. ", "Nr. ", "abcde.", "Fertig?\n", "(Tresor). ",
               "abcdefgh", "Abc123xyz", "x9", "²", "٣", "€", " ", "  ", "\n", ",", ";", '"', "'", "`", "&user=",
               "&", "is", "ijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdef", "1", "https://a1b2c3.example")
 

@@ -803,21 +803,37 @@ def parse(marked: str) -> tuple[str, list[dict]]:
     return "".join(text), spans
 
 
-def build(half: str) -> list[dict]:
+def build(half: str, round_: int = 0) -> list[dict]:
+    """The records of one half. ``round_`` 0 is the corpus as first made; rounds 1 and up are
+    the extension (EXT_OUT): the same generator and the same half's phrase tables, other
+    seeds, so other combinations of those phrasings and other values."""
     out = []
+    tag = "" if round_ == 0 else f"/ext{round_}"
     for lang in LANGS:
-        seed = int(hashlib.sha256(f"{lang}/{half}".encode()).hexdigest()[:8], 16)
+        seed = int(hashlib.sha256(f"{lang}/{half}{tag}".encode()).hexdigest()[:8], 16)
         b = Builder(lang, half, random.Random(seed))
         for n, genre in enumerate(GENRES, 1):
             text, spans = parse(getattr(b, genre)())
-            out.append({"id": f"{half}-{lang}-{genre}-{n:03d}", "lang": lang, "genre": genre, "text": text, "spans": spans})
+            rid = f"{half}-{lang}-{genre}-{n:03d}" if round_ == 0 else f"{half}-x{round_}-{lang}-{genre}-{n:03d}"
+            out.append({"id": rid, "lang": lang, "genre": genre, "text": text, "spans": spans})
     return out
 
 
+# The extension (session 10): EXT_ROUNDS more rounds per half, in files of their own so the
+# first corpus (and the benchmark's mix made from its dev half) stays as it was.
+EXT_OUT = {"dev": HERE / "redaction_eval_dev_ext.jsonl", "test": HERE / "redaction_eval_test_ext.jsonl"}
+EXT_ROUNDS = 3
+
+
+def build_extension(half: str) -> list[dict]:
+    return [rec for k in range(1, EXT_ROUNDS + 1) for rec in build(half, k)]
+
+
 if __name__ == "__main__":
-    for half, path in OUT.items():
-        records = build(half)
-        with path.open("w", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        print(f"wrote {len(records)} records, {sum(len(r['spans']) for r in records)} spans to {path.name}")
+    for outputs, make in ((OUT, build), (EXT_OUT, build_extension)):
+        for half, path in outputs.items():
+            records = make(half)
+            with path.open("w", encoding="utf-8") as fh:
+                for rec in records:
+                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            print(f"wrote {len(records)} records, {sum(len(r['spans']) for r in records)} spans to {path.name}")

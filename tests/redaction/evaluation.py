@@ -5,9 +5,11 @@ Match rule "exact": same type and identical (start, end). Rule "overlap": same t
 and any character overlap (each gold span matched at most once).
 
 Run ``python -m tests.redaction.evaluation`` from the repository root for the tables
-of both halves of the multilingual corpus and of the regression corpus;
-``--misses`` lists the dev half's misses, then its spans found with other bounds (a
-value cut short still leaks its rest); the test half's are never printed: tune on dev.
+of both halves of the multilingual corpus, first as made (dev, test) and then with its
+extension (dev+ext, test+ext: tests/data/README.md); ``--cell de:SECRET`` adds one type
+in one language on every half; ``--misses`` lists the dev halves' misses, then their spans
+found with other bounds (a value cut short still leaks its rest); the test halves' are
+never printed: tune on dev.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from typing import Callable, Iterable, Sequence
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EVAL_DEV, EVAL_TEST = DATA / "redaction_eval_dev.jsonl", DATA / "redaction_eval_test.jsonl"
+# More records of each half (same phrase tables, other seeds), made in session 10.
+EVAL_DEV_EXT, EVAL_TEST_EXT = DATA / "redaction_eval_dev_ext.jsonl", DATA / "redaction_eval_test_ext.jsonl"
 REGRESSION = DATA / "redaction_corpus.jsonl"
 
 
@@ -106,28 +110,51 @@ def markdown_table(reports: dict[str, Report]) -> str:
     return "\n".join(rows)
 
 
+def _by_language(halves: dict[str, list[dict]], test_names: list[str]) -> None:
+    for lang in sorted({r["lang"] for recs in halves.values() for r in recs}):
+        by_lang = {h: evaluate([r for r in recs if r["lang"] == lang], predict_builtin, "overlap")
+                   for h, recs in halves.items()}
+        print(f"  {lang}: " + "  ".join(f"{h} P {rep.micro().precision:.3f} R {rep.micro().recall:.3f}"
+                                      for h, rep in by_lang.items()))
+        for name in test_names:
+            low = [f"{t} P {s.precision:.3f} R {s.recall:.3f} ({s.tp + s.fn} gold, {s.fp} fp)"
+                   for t, s in sorted(by_lang[name].scores.items()) if min(s.precision, s.recall) < 0.95]
+            print(f"      types under 0.95 ({name}): " + (", ".join(low) or "none"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--misses", action="store_true", help="print the dev half's misses and other bounds")
+    ap.add_argument("--misses", action="store_true", help="print the dev halves' misses and other bounds")
+    ap.add_argument("--cell", action="append", default=[], metavar="LANG:TYPE",
+                    help="one type in one language on every half (repeatable)")
     args = ap.parse_args()
     dev, test = load_corpus(EVAL_DEV), load_corpus(EVAL_TEST)
-    halves = {"dev": evaluate(dev, predict_builtin, "overlap"), "test": evaluate(test, predict_builtin, "overlap")}
+    dev_ext, test_ext = dev + load_corpus(EVAL_DEV_EXT), test + load_corpus(EVAL_TEST_EXT)
+    first = {"dev": dev, "test": test}
+    extended = {"dev+ext": dev_ext, "test+ext": test_ext}
+    reports = {name: evaluate(recs, predict_builtin, "overlap") for name, recs in {**first, **extended}.items()}
     print(f"multilingual corpus, span overlap: dev {len(dev)} records, test {len(test)} records\n")
-    print(markdown_table(halves))
-    for lang in sorted({r["lang"] for r in dev}):
-        by_lang = {h: evaluate([r for r in recs if r["lang"] == lang], predict_builtin, "overlap")
-                   for h, recs in (("dev", dev), ("test", test))}
-        micro = {h: rep.micro() for h, rep in by_lang.items()}
-        print(f"  {lang}: " + "  ".join(f"{h} P {m.precision:.3f} R {m.recall:.3f}" for h, m in micro.items())
-              + "  types under 0.95 (test): " + ", ".join(
-                  f"{t} P {s.precision:.3f} R {s.recall:.3f}" for t, s in sorted(by_lang["test"].scores.items())
-                  if min(s.precision, s.recall) < 0.95))
+    print(markdown_table({name: reports[name] for name in first}))
+    _by_language(first, ["test"])
+    print(f"\nwith its extension: dev+ext {len(dev_ext)} records, test+ext {len(test_ext)} records\n")
+    print(markdown_table({name: reports[name] for name in extended}))
+    _by_language(extended, ["test+ext"])
+    for cell in args.cell:
+        lang, type_ = cell.split(":")
+        for name, recs in {**first, **extended}.items():
+            s = evaluate([r for r in recs if r["lang"] == lang], predict_builtin, "overlap").score(type_)
+            print(f"  {lang} {type_} {name}: P {s.precision:.3f} R {s.recall:.3f} "
+                  f"(tp {s.tp}, fp {s.fp}, fn {s.fn})")
     if args.misses:
-        texts = {r["id"]: r["text"] for r in dev}
-        for rid, kind, type_, start, end in halves["dev"].misses:
-            text = texts[rid]
-            print(f"{kind} {type_:16} {rid:26} {text[start:end]!r}  <<{text[max(0, start - 30):end + 15]!r}>>")
-        for rec in dev:  # found by overlap, with other bounds than the label's
+        for half, report in (("dev", reports["dev"]), ("dev+ext", reports["dev+ext"])):
+            recs = first["dev"] if half == "dev" else extended["dev+ext"]
+            texts = {r["id"]: r["text"] for r in recs}
+            for rid, kind, type_, start, end in report.misses:
+                if half == "dev+ext" and not rid.startswith("dev-x"):
+                    continue  # printed with the dev half
+                text = texts[rid]
+                print(f"{kind} {type_:16} {rid:26} {text[start:end]!r}  <<{text[max(0, start - 30):end + 15]!r}>>")
+        for rec in dev_ext:  # found by overlap, with other bounds than the label's
             preds = predict_builtin(rec)
             for gold in rec["spans"]:
                 got = next((p for p in preds if _match(gold, p, "overlap")), None)

@@ -91,6 +91,10 @@ def output_text(driver) -> str:
     return driver.execute_script("return document.getElementById('output').textContent")
 
 
+def heading(driver) -> str:
+    return driver.execute_script("const h = document.querySelector('h1'); return h ? h.textContent.trim() : '';")
+
+
 def web_rows(server) -> list[dict]:
     return server.rows("channel = 'web' ORDER BY created_at DESC")
 
@@ -103,8 +107,11 @@ def test_login_page_and_history(browser, editor_server, screenshot):
     browser.find_element(By.ID, "id_username").send_keys(USERNAME)
     browser.find_element(By.ID, "id_password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(browser, 30).until(lambda d: d.current_url.endswith("/history"))
-    assert browser.find_element(By.TAG_NAME, "h1").text == "Your generations"
+    # The URL changes before the new document replaces the old one; reading the heading in one
+    # script call never holds a reference into the page being replaced.
+    WebDriverWait(browser, 30).until(
+        lambda d: d.current_url.endswith("/history") and heading(d) == "Your generations",
+        message="the history page did not follow the login")
 
 
 def test_generation_streams_in_buffered_and_completes(browser, editor_server, screenshot):

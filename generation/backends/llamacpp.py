@@ -34,14 +34,28 @@ def _init_llama_backend() -> None:
             _backend_initialized = True
 
 
+def tokenize_bytes(model: internals.LlamaModel, data: bytes, *, add_bos: bool, special: bool) -> list[int]:
+    """llama.cpp's tokens for `data`, as LlamaModel.tokenize gives them, with a buffer sized to
+    the text: that method allocates and zeroes one of the model's training context (32,768
+    tokens for Gemma 3) on every call, which cost more than tokenizing a short prompt."""
+    size = len(data) + 2  # a token covers at least one byte; BOS and EOS may be added
+    for _ in range(2):
+        tokens = (llama_cpp.llama_token * size)()
+        count = llama_cpp.llama_tokenize(model.vocab, data, len(data), tokens, size, add_bos, special)
+        if count >= 0:
+            return tokens[:count]
+        size = -count  # too small: llama.cpp returns minus the count it needs
+    raise BackendError("the tokenizer asked for a buffer twice")
+
+
 def tokenize_prompt(model: internals.LlamaModel, text: str) -> list[int]:
     """A prompt's tokens. Control tokens typed into text stay plain text (special=False); in
     a chat prompt only the template's own markup is read for control tokens."""
     if not isinstance(text, ChatPrompt):
-        return model.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        return tokenize_bytes(model, text.encode("utf-8"), add_bos=True, special=False)
     tokens: list[int] = []
     for part, is_message in text.parts:
-        tokens += model.tokenize(part.encode("utf-8"), add_bos=False, special=not is_message)
+        tokens += tokenize_bytes(model, part.encode("utf-8"), add_bos=False, special=not is_message)
     bos = model.token_bos()
     if model.add_bos_token() and bos >= 0 and tokens[:1] != [bos]:
         tokens.insert(0, bos)

